@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a Debian 12 (bookworm) host, as root:
+#
+#   - apt sources for bookworm-backports and trixie (trixie pinned low, so nothing
+#     on the host is upgraded from it);
+#   - QEMU 10 (qemu-system-x86 from bookworm-backports), busybox-static, cpio;
+#   - the reference daemon: Debian trixie's virtiofsd 1.13.2 and the libraries it
+#     needs, unpacked (not installed) under $DEPS/ref, run through a wrapper that
+#     uses trixie's dynamic loader: $DEPS/ref/virtiofsd;
+#   - Debian's 6.12 cloud kernel, unpacked (not installed): $DEPS/kernel/vmlinuz.
+#
+# DEPS is $VIRTIOFSD_TEST_DEPS, default /opt/virtiofsd-test. The script is
+# idempotent and returns quickly once everything is in place.
+set -euo pipefail
+
+DEPS="${VIRTIOFSD_TEST_DEPS:-/opt/virtiofsd-test}"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+
+# write_if_changed FILE: writes stdin to FILE unless FILE already has that
+# content; returns 0 if the file changed.
+write_if_changed() {
+	local file="$1" tmp
+	tmp="$(mktemp)"
+	cat >"$tmp"
+	if [ -f "$file" ] && cmp -s "$tmp" "$file"; then
+		rm -f "$tmp"
+		return 1
+	fi
+	install -m 0644 "$tmp" "$file"
+	rm -f "$tmp"
+	return 0
+}
+
+# ---------------------------------------------------------------------------
+# apt sources
+# ---------------------------------------------------------------------------
+sources_changed=0
+if write_if_changed /etc/apt/sources.list.d/virtiofsd-test.sources <<'EOF'; then sources_changed=1; fi
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+if write_if_changed /etc/apt/preferences.d/virtiofsd-test <<'EOF'; then sources_changed=1; fi
+# Packages are taken from trixie only when asked for explicitly.
+Package: *
+Pin: release n=trixie
+Pin-Priority: 90
+
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 100
+EOF
+
+have_lists() {
+	compgen -G '/var/lib/apt/lists/*_dists_trixie_main_binary-amd64_Packages*' >/dev/null &&
+		compgen -G '/var/lib/apt/lists/*_dists_bookworm-backports_main_binary-amd64_Packages*' >/dev/null
+}
+apt_updated=0
+apt_update() {
+	if [ "$apt_updated" -eq 0 ]; then
+		log "apt-get update"
+		apt-get update -q >/dev/null
+		apt_updated=1
+	fi
+}
+if [ "$sources_changed" -eq 1 ] || ! have_lists; then
+	apt_update
+fi
+
+# download_extract SUITE DEST PKG...: apt-get downloads each package from SUITE
+# into DEST/debs and unpacks all of them into DEST/root.
+download_extract() {
+	local suite="$1" dest="$2"
+	shift 2
+	rm -rf "$dest.tmp"
+	mkdir -p "$dest.tmp/debs" "$dest.tmp/root"
+	(
+		cd "$dest.tmp/debs"
+		local p
+		for p in "$@"; do
+			apt-get download -q -o APT::Sandbox::User=root "$p/$suite" >/dev/null ||
+				die "apt-get download $p/$suite failed"
+		done
+	)
+	local deb
+	for deb in "$dest.tmp"/debs/*.deb; do
+		dpkg -x "$deb" "$dest.tmp/root"
+	done
+}
+
+# ---------------------------------------------------------------------------
+# Reference daemon: trixie's virtiofsd 1.13.2 with trixie's libraries.
+# ---------------------------------------------------------------------------
+REF="$DEPS/ref"
+REF_WANT="1.13.2"
+ref_ok() {
+	[ -x "$REF/virtiofsd" ] && "$REF/virtiofsd" --version 2>/dev/null | grep -q "$REF_WANT"
+}
+if ! ref_ok; then
+	log "fetching the reference virtiofsd from trixie"
+	mkdir -p "$DEPS"
+	if ! download_extract trixie "$REF" virtiofsd libc6 libcap-ng0 libseccomp2 libgcc-s1; then
+		apt_update
+		download_extract trixie "$REF" virtiofsd libc6 libcap-ng0 libseccomp2 libgcc-s1
+	fi
+	root="$REF.tmp/root"
+	ldso="$(find "$root" -name 'ld-linux-x86-64.so.2' | head -n1)"
+	[ -n "$ldso" ] || die "no ld-linux-x86-64.so.2 in the trixie libc6 package"
+	ldir="${ldso%/*}"
+	ldir="${ldir#"$root"}"
+	[ -x "$root/usr/libexec/virtiofsd" ] || die "no usr/libexec/virtiofsd in the trixie virtiofsd package"
+	rm -rf "$REF"
+	mv "$REF.tmp" "$REF"
+	cat >"$REF/virtiofsd" <<EOF
+#!/bin/sh
+# Runs Debian trixie's virtiofsd with trixie's own C library (written by scripts/setup.sh).
+exec "$REF/root$ldir/ld-linux-x86-64.so.2" --library-path "$REF/root$ldir" "$REF/root/usr/libexec/virtiofsd" "\$@"
+EOF
+	chmod 0755 "$REF/virtiofsd"
+	ref_ok || die "$REF/virtiofsd --version does not report $REF_WANT: $("$REF/virtiofsd" --version 2>&1 || true)"
+fi
+log "reference: $("$REF/virtiofsd" --version 2>&1 | head -n1) ($REF/virtiofsd)"
