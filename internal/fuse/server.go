@@ -35,6 +35,3 @@ func (w *Worker) Serve(in, out [][]byte) uint32 {
 // Destroy drops all filesystem state, like FUSE_DESTROY. Used for
 // vhost-user RESET_DEVICE.
 func (s *Server) Destroy() {}
-
-// FileSystem is implemented by passthrough.FS.
-type FileSystem interface{}
