@@ -87,17 +87,15 @@ download_extract() {
 	shift 2
 	rm -rf "$dest.tmp"
 	mkdir -p "$dest.tmp/debs" "$dest.tmp/root"
-	(
-		cd "$dest.tmp/debs"
-		local p
-		for p in "$@"; do
-			apt-get download -q -o APT::Sandbox::User=root "$p/$suite" >/dev/null ||
-				die "apt-get download $p/$suite failed"
-		done
-	)
-	local deb
+	local p deb
+	for p in "$@"; do
+		if ! (cd "$dest.tmp/debs" && apt-get download -q -o APT::Sandbox::User=root "$p/$suite" >/dev/null); then
+			log "apt-get download $p/$suite failed"
+			return 1
+		fi
+	done
 	for deb in "$dest.tmp"/debs/*.deb; do
-		dpkg -x "$deb" "$dest.tmp/root"
+		dpkg -x "$deb" "$dest.tmp/root" || return 1
 	done
 }
 
@@ -133,3 +131,73 @@ EOF
 	ref_ok || die "$REF/virtiofsd --version does not report $REF_WANT: $("$REF/virtiofsd" --version 2>&1 || true)"
 fi
 log "reference: $("$REF/virtiofsd" --version 2>&1 | head -n1) ($REF/virtiofsd)"
+
+# ---------------------------------------------------------------------------
+# Host packages: QEMU 10 from bookworm-backports, busybox-static, cpio.
+# ---------------------------------------------------------------------------
+qemu_ok() {
+	command -v qemu-system-x86_64 >/dev/null &&
+		qemu-system-x86_64 --version | head -n1 | grep -Eq 'version (1[0-9])\.'
+}
+need=()
+qemu_ok || need+=(qemu-system-x86)
+for p in busybox-static cpio; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+	apt_update
+	log "apt-get install ${need[*]}"
+	# -t lets QEMU's own dependencies come from bookworm-backports too; other
+	# packages keep their bookworm versions unless they need newer ones.
+	apt-get install -y -q --no-install-recommends -t bookworm-backports "${need[@]}" >/dev/null
+fi
+qemu_ok || die "qemu-system-x86_64 is not version 10 or later: $(qemu-system-x86_64 --version | head -n1)"
+log "qemu: $(qemu-system-x86_64 --version | head -n1)"
+
+# ---------------------------------------------------------------------------
+# Guest kernel: Debian's 6.12 cloud kernel, unpacked only.
+# ---------------------------------------------------------------------------
+KDIR="$DEPS/kernel"
+kernel_ok() {
+	[ -s "$KDIR/vmlinuz" ] && [ -s "$KDIR/config" ] && [ -s "$KDIR/package" ]
+}
+# kernel_pkg SUITE: prints the versioned 6.12 cloud image package that
+# linux-image-cloud-amd64 in SUITE points at, if any.
+kernel_pkg() {
+	local dep
+	dep="$(apt-cache show "linux-image-cloud-amd64/$1" 2>/dev/null |
+		sed -n 's/^Depends: .*\(linux-image-6\.12\.[^ ,]*-cloud-amd64\).*/\1/p' | head -n1)"
+	[ -n "$dep" ] || return 1
+	case "$dep" in *-unsigned) ;; *) dep="$dep-unsigned" ;; esac
+	apt-cache show "$dep/$1" >/dev/null 2>&1 || return 1
+	printf '%s\n' "$dep"
+}
+if ! kernel_ok; then
+	suite="" pkg=""
+	for s in bookworm-backports trixie; do
+		if pkg="$(kernel_pkg "$s")"; then
+			suite="$s"
+			break
+		fi
+	done
+	[ -n "$suite" ] || die "no linux-image-6.12.*-cloud-amd64-unsigned in bookworm-backports or trixie"
+	log "fetching $pkg from $suite"
+	download_extract "$suite" "$KDIR" "$pkg" || die "cannot fetch $pkg"
+	root="$KDIR.tmp/root"
+	vmlinuz="$(find "$root/boot" -name 'vmlinuz-*' | head -n1)"
+	config="$(find "$root/boot" -name 'config-*' | head -n1)"
+	[ -n "$vmlinuz" ] && [ -n "$config" ] || die "$pkg has no /boot/vmlinuz-* or /boot/config-*"
+	# The guest needs virtio-pci, virtio-fs and FUSE; with the cloud kernel all
+	# of them are built in, so the initramfs carries no modules.
+	for opt in CONFIG_VIRTIO_PCI CONFIG_VIRTIO_FS CONFIG_FUSE_FS CONFIG_SERIAL_8250_CONSOLE \
+		CONFIG_DEVTMPFS CONFIG_BLK_DEV_INITRD CONFIG_RD_GZIP; do
+		grep -qx "$opt=y" "$config" || die "$pkg: $opt is not built in ($(grep "^$opt=" "$config" || echo unset))"
+	done
+	mkdir -p "$KDIR.new"
+	cp "$vmlinuz" "$KDIR.new/vmlinuz"
+	cp "$config" "$KDIR.new/config"
+	printf '%s %s\n' "$pkg" "$suite" >"$KDIR.new/package"
+	rm -rf "$KDIR" "$KDIR.tmp"
+	mv "$KDIR.new" "$KDIR"
+fi
+log "kernel: $(cat "$KDIR/package") ($KDIR/vmlinuz)"
