@@ -1,0 +1,15 @@
+// Package daemon holds end-to-end tests and benchmarks that run a virtio-fs
+// daemon binary and drive it through the vhost-user test front-end
+// (internal/testutil/frontend): every supported FUSE opcode with content
+// checks, error paths, hostile guest and front-end input, descriptor and
+// fd leak checks, and throughput benchmarks.
+//
+// Each test runs against every daemon in the table: "ours" (built from
+// ./cmd/virtiofsd by TestMain) and "reference" (the Rust virtiofsd 1.13.2
+// at $VIRTIOFSD_TEST_DEPS/ref/virtiofsd, default /opt/virtiofsd-test).
+// Reference subtests are skipped when it is not installed, unless CI=true.
+// Where the two are expected to differ (the reference stops serving after a
+// malformed request), the expectation is stated per daemon.
+//
+// The tests need root (the daemons switch credentials and chown files).
+package daemon
