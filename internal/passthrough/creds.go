@@ -1,0 +1,127 @@
+package passthrough
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/fuse"
+)
+
+// credGuard records the per-thread credential changes made for one
+// request so that restore can undo exactly those.
+type credGuard struct {
+	fs        *FS
+	oldUID    uint32
+	oldGID    uint32
+	switchUID bool
+	switchGID bool
+	// groups is the thread's supplementary group list before the
+	// request's group was installed; valid if setGroups.
+	groups    []uint32
+	setGroups bool
+}
+
+// switchCreds gives the calling OS thread the requesting guest user's
+// effective uid and gid, and its supplementary group if the request carries
+// one, the way the reference daemon does it:
+//
+//   - uid 0 and the daemon's own euid are not switched (likewise for gids);
+//   - the supplementary group replaces the thread's list even when no
+//     switch happens;
+//   - a uid switch clears the effective capabilities (the saved uid stays
+//     0, so the permitted set is kept); unless the guest negotiated
+//     FUSE_CREATE_SUPP_GROUP, CAP_DAC_OVERRIDE is raised again because the
+//     guest cannot tell which supplementary group would have granted
+//     access.
+//
+// On failure every change already made is undone and the errno returned.
+//
+// Preconditions: the calling goroutine is locked to its OS thread, and
+// g.restore is called on the same thread before the goroutine unlocks.
+func (fs *FS) switchCreds(c *fuse.Context, g *credGuard) unix.Errno {
+	*g = credGuard{fs: fs, oldUID: uint32(unix.Geteuid()), oldGID: uint32(unix.Getegid())}
+	if c.HasSuppGID {
+		n, e := sysGetgroups(nil)
+		if e != 0 {
+			return e
+		}
+		if n > 0 {
+			g.groups = make([]uint32, n)
+			if n, e = sysGetgroups(g.groups); e != 0 {
+				return e
+			}
+			g.groups = g.groups[:n]
+		}
+		gid := [1]uint32{c.SuppGID}
+		if e := sysSetgroups(gid[:]); e != 0 {
+			return e
+		}
+		g.setGroups = true
+	}
+	if c.GID != 0 && c.GID != g.oldGID {
+		if e := sysSetresgid(c.GID); e != 0 {
+			g.restore()
+			return e
+		}
+		g.switchGID = true
+	}
+	if c.UID != 0 && c.UID != g.oldUID {
+		if e := sysSetresuid(c.UID); e != 0 {
+			g.restore()
+			return e
+		}
+		g.switchUID = true
+		if !fs.suppGroups.Load() {
+			if err := raiseEffectiveCap(unix.CAP_DAC_OVERRIDE); err != nil {
+				fs.log.Warn("cannot raise CAP_DAC_OVERRIDE", "err", err)
+			}
+		}
+	}
+	return 0
+}
+
+// restore undoes the changes recorded in g. A thread whose identity cannot
+// be restored must never serve another request (it would do so with a
+// guest user's identity), and the Go runtime offers no way to retire a
+// locked thread from inside a call whose caller goes on using it, so the
+// process exits. This practically cannot happen: the saved uid stays 0, so
+// setresuid back to 0 is always permitted, and with euid 0 the other calls
+// are permitted as well.
+func (g *credGuard) restore() {
+	if g.switchUID {
+		if e := sysSetresuid(g.oldUID); e != 0 {
+			g.fatal("restore effective uid", e)
+		}
+		g.switchUID = false
+	}
+	if g.switchGID {
+		if e := sysSetresgid(g.oldGID); e != 0 {
+			g.fatal("restore effective gid", e)
+		}
+		g.switchGID = false
+	}
+	if g.setGroups {
+		if e := sysSetgroups(g.groups); e != 0 {
+			g.fatal("restore supplementary groups", e)
+		}
+		g.setGroups = false
+	}
+}
+
+func (g *credGuard) fatal(what string, e unix.Errno) {
+	g.fs.log.Error("thread credentials tainted, exiting", "op", what, "err", e)
+	os.Exit(1)
+}
+
+// raiseEffectiveCap adds capability cap to the calling thread's effective
+// set (it must be in the permitted set).
+func raiseEffectiveCap(cp int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	data[cp/32].Effective |= 1 << (uint(cp) % 32)
+	return unix.Capset(&hdr, &data[0])
+}

@@ -1,0 +1,281 @@
+package passthrough
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/fuse"
+)
+
+// FS is the passthrough file system. It is safe for concurrent use.
+type FS struct {
+	cfg Config
+	log *slog.Logger
+
+	// procFD is an O_PATH descriptor on /proc/self/fd.
+	procFD int
+	// useOpenat2 is the result of the start-up openat2 probe.
+	useOpenat2 bool
+	// timeout is the entry and attribute validity (§3.6), split for
+	// the wire.
+	timeoutSec  uint64
+	timeoutNsec uint32
+
+	// Negotiated at INIT, reset by Destroy.
+	writeback  atomic.Bool
+	announce   atomic.Bool
+	suppGroups atomic.Bool
+
+	// fdUsed counts the guest-fd slots in use, against fdBudget.
+	fdUsed       atomic.Int64
+	fdBudget     int64
+	enfileLogged atomic.Bool
+
+	// nextNode and nextHandle hand out node and handle IDs; never reset.
+	nextNode   atomic.Uint64
+	nextHandle atomic.Uint64
+
+	mu     sync.Mutex
+	inodes map[uint64]*inode   // guarded by mu
+	byKey  map[inodeKey]*inode // guarded by mu
+
+	hmu     sync.Mutex
+	handles map[uint64]*handle // guarded by hmu
+}
+
+var _ fuse.FileSystem = (*FS)(nil)
+
+// New prepares a file system serving cfg.Root. It sets the process umask
+// to 0 so that the modes the guest asks for are applied verbatim (the guest
+// kernel has already applied its own umask).
+//
+// Preconditions: called before any worker thread unshares its fs context
+// (those threads would keep their own umask).
+func New(cfg Config) (*FS, error) {
+	fs := &FS{
+		cfg:      cfg,
+		log:      cfg.Log,
+		procFD:   -1,
+		fdBudget: int64(cfg.FDBudget),
+		inodes:   make(map[uint64]*inode),
+		byKey:    make(map[inodeKey]*inode),
+		handles:  make(map[uint64]*handle),
+	}
+	if fs.log == nil {
+		fs.log = slog.Default()
+	}
+	if cfg.Root == "" {
+		return nil, fmt.Errorf("create passthrough fs: empty shared directory path")
+	}
+	if cfg.FDBudget < 0 {
+		return nil, fmt.Errorf("create passthrough fs: negative fd budget %d", cfg.FDBudget)
+	}
+	switch cfg.Cache {
+	case CacheAuto:
+		fs.timeoutSec = 1
+	case CacheAlways, CacheMetadata:
+		fs.timeoutSec = 86400
+	case CacheNever:
+	default:
+		return nil, fmt.Errorf("create passthrough fs: unknown cache policy %d", cfg.Cache)
+	}
+	fs.nextNode.Store(RootID + 1)
+	if cfg.ProcSelfFD > 0 {
+		fs.procFD = cfg.ProcSelfFD
+	} else {
+		fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open /proc/self/fd: %w", err)
+		}
+		fs.procFD = fd
+	}
+	unix.Umask(0)
+	fs.useOpenat2 = probeOpenat2()
+	return fs, nil
+}
+
+// probeOpenat2 reports whether openat2 works, by opening "." with it.
+func probeOpenat2() bool {
+	dot := [2]byte{'.', 0}
+	fd, e := sysOpenat2(unix.AT_FDCWD, &dot[0], unix.O_PATH|unix.O_CLOEXEC, 0, 0)
+	if e != 0 {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// Close releases everything, including the /proc/self/fd descriptor. The
+// FS must not be used afterwards.
+func (fs *FS) Close() {
+	fs.Destroy()
+	if fs.procFD >= 0 {
+		unix.Close(fs.procFD)
+		fs.procFD = -1
+	}
+}
+
+// Init implements fuse.FileSystem.Init.
+func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
+	fs.Destroy()
+
+	rootPath, err := unix.BytePtrFromString(fs.cfg.Root)
+	if err != nil {
+		return 0, unix.EINVAL
+	}
+	fd, e := sysOpenat(unix.AT_FDCWD, rootPath, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if e != 0 {
+		fs.log.Error("cannot open the shared directory", "path", fs.cfg.Root, "err", e)
+		return 0, e
+	}
+	var stx unix.Statx_t
+	if e := statxFD(fd, &stx); e != 0 {
+		unix.Close(fd)
+		return 0, e
+	}
+	if !fs.charge() {
+		unix.Close(fd)
+		return 0, unix.ENFILE
+	}
+	root := &inode{
+		nodeid:  RootID,
+		key:     keyOf(&stx),
+		mode:    uint32(stx.Mode) & unix.S_IFMT,
+		fd:      fd,
+		lookups: 2,
+		charged: true,
+	}
+	root.refs.Store(1)
+	fs.mu.Lock()
+	fs.inodes[RootID] = root
+	fs.byKey[root.key] = root
+	fs.mu.Unlock()
+
+	want := fuse.FUSE_ASYNC_READ | fuse.FUSE_ATOMIC_O_TRUNC | fuse.FUSE_BIG_WRITES |
+		fuse.FUSE_HAS_IOCTL_DIR | fuse.FUSE_AUTO_INVAL_DATA | fuse.FUSE_ASYNC_DIO |
+		fuse.FUSE_PARALLEL_DIROPS | fuse.FUSE_MAX_PAGES | fuse.FUSE_SUBMOUNTS |
+		fuse.FUSE_INIT_EXT | fuse.FUSE_CREATE_SUPP_GROUP | fuse.FUSE_ALLOW_IDMAP
+	if fs.cfg.Readdirplus && fs.cfg.Cache != CacheNever {
+		want |= fuse.FUSE_DO_READDIRPLUS | fuse.FUSE_READDIRPLUS_AUTO
+	}
+	if fs.cfg.Writeback {
+		want |= fuse.FUSE_WRITEBACK_CACHE
+		fs.writeback.Store(capable&fuse.FUSE_WRITEBACK_CACHE != 0)
+	}
+	if fs.cfg.AllowMmap {
+		want |= fuse.FUSE_DIRECT_IO_ALLOW_MMAP
+	}
+	if fs.cfg.AnnounceSubmounts {
+		if capable&fuse.FUSE_SUBMOUNTS != 0 {
+			fs.announce.Store(true)
+		} else {
+			// Printed to stderr directly, like the reference.
+			fmt.Fprintln(os.Stderr, "Warning: Cannot announce submounts, client does not support it")
+		}
+	}
+	fs.suppGroups.Store(capable&fuse.FUSE_CREATE_SUPP_GROUP != 0)
+	return want, 0
+}
+
+// Destroy implements fuse.FileSystem.Destroy. Requests in flight keep the
+// records they hold until they finish.
+func (fs *FS) Destroy() {
+	fs.hmu.Lock()
+	handles := fs.handles
+	fs.handles = make(map[uint64]*handle)
+	fs.hmu.Unlock()
+	for _, h := range handles {
+		fs.putHandle(h)
+	}
+
+	fs.mu.Lock()
+	inodes := fs.inodes
+	fs.inodes = make(map[uint64]*inode)
+	fs.byKey = make(map[inodeKey]*inode)
+	for _, in := range inodes {
+		in.lookups = 0
+	}
+	fs.mu.Unlock()
+	for _, in := range inodes {
+		fs.putInode(in)
+	}
+	fs.writeback.Store(false)
+	fs.announce.Store(false)
+	fs.suppGroups.Store(false)
+}
+
+// statxFD fills stx for the object open at fd.
+func statxFD(fd int, stx *unix.Statx_t) unix.Errno {
+	e := sysStatx(fd, &emptyPath[0], unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW,
+		unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, stx)
+	if e == 0 && stx.Mask&unix.STATX_BASIC_STATS != unix.STATX_BASIC_STATS {
+		return unix.ENOSYS
+	}
+	return e
+}
+
+// fillAttr converts a statx result to a fuse_attr (flags 0).
+func fillAttr(a *fuse.Attr, stx *unix.Statx_t) {
+	a.Ino = stx.Ino
+	a.Size = stx.Size
+	a.Blocks = stx.Blocks
+	a.Atime = uint64(stx.Atime.Sec)
+	a.Atimensec = stx.Atime.Nsec
+	a.Mtime = uint64(stx.Mtime.Sec)
+	a.Mtimensec = stx.Mtime.Nsec
+	a.Ctime = uint64(stx.Ctime.Sec)
+	a.Ctimensec = stx.Ctime.Nsec
+	a.Mode = uint32(stx.Mode)
+	a.Nlink = stx.Nlink
+	a.UID = stx.Uid
+	a.GID = stx.Gid
+	a.Rdev = uint32(unix.Mkdev(stx.Rdev_major, stx.Rdev_minor))
+	a.Blksize = stx.Blksize
+	a.Flags = 0
+}
+
+// checkName re-validates a guest name: a NUL-terminated single path
+// component other than "." and "..". The FUSE layer already guarantees
+// this; the check is cheap and keeps every name handed to a system call
+// safe on its own.
+func checkName(n fuse.Name) bool {
+	l := len(n)
+	if l < 2 || n[l-1] != 0 {
+		return false
+	}
+	b := n[:l-1]
+	if (len(b) == 1 && b[0] == '.') || (len(b) == 2 && b[0] == '.' && b[1] == '.') {
+		return false
+	}
+	for _, c := range b {
+		if c == '/' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// procName is the NUL-terminated decimal name of a descriptor in
+// /proc/self/fd.
+type procName [24]byte
+
+// set formats fd and returns a pointer to the name.
+func (p *procName) set(fd int) *byte {
+	i := len(p) - 1
+	p[i] = 0
+	u := uint64(fd)
+	for {
+		i--
+		p[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	return &p[i]
+}

@@ -1,0 +1,664 @@
+package passthrough
+
+import (
+	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/fuse"
+)
+
+// openName opens the guest name under the directory dirfd, never
+// following a symbolic link and never leaving the directory.
+func (fs *FS) openName(dirfd int, name fuse.Name, flags int, mode uint32) (int, unix.Errno) {
+	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if fs.useOpenat2 {
+		return sysOpenat2(dirfd, ptr(name), uint64(flags), uint64(mode&07777),
+			unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	}
+	return sysOpenat(dirfd, ptr(name), flags, mode)
+}
+
+// reopen opens the object behind in's O_PATH descriptor for real, through
+// /proc/self/fd. Only regular files and directories are opened (EBADF
+// otherwise).
+func (fs *FS) reopen(in *inode, flags int) (int, unix.Errno) {
+	if !in.safeToOpen() {
+		return -1, unix.EBADF
+	}
+	var pn procName
+	return sysOpenat(fs.procFD, pn.set(in.fd), (flags|unix.O_CLOEXEC)&^unix.O_NOFOLLOW, 0)
+}
+
+// lookup resolves name under parent and fills out, adding one lookup to
+// the entry.
+func (fs *FS) lookup(parent *inode, name fuse.Name, out *fuse.EntryOut) unix.Errno {
+	fd, e := fs.openName(parent.fd, name, unix.O_PATH, 0)
+	if e != 0 {
+		return e
+	}
+	return fs.entryFromFD(parent, fd, out)
+}
+
+// entryFromFD registers the object open at the O_PATH descriptor fd (which
+// it consumes) as a child of parent and fills out.
+func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno {
+	var stx unix.Statx_t
+	if e := statxFD(fd, &stx); e != 0 {
+		unix.Close(fd)
+		return e
+	}
+	key := keyOf(&stx)
+	in, e := fs.addEntry(fd, key, uint32(stx.Mode))
+	if e != 0 {
+		return e
+	}
+	out.NodeID = in.nodeid
+	out.Generation = 0
+	out.EntryValid = fs.timeoutSec
+	out.EntryValidNsec = fs.timeoutNsec
+	out.AttrValid = fs.timeoutSec
+	out.AttrValidNsec = fs.timeoutNsec
+	fillAttr(&out.Attr, &stx)
+	if fs.announce.Load() && in.isDir() && (key.dev != parent.key.dev || key.mntID != parent.key.mntID) {
+		out.Attr.Flags |= fuse.FUSE_ATTR_SUBMOUNT
+	}
+	fs.putInode(in)
+	return 0
+}
+
+// Lookup implements fuse.FileSystem.Lookup.
+func (fs *FS) Lookup(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.EntryOut) unix.Errno {
+	if !checkName(name) {
+		return unix.EINVAL
+	}
+	p := fs.getInode(parent)
+	if p == nil {
+		return unix.EBADF
+	}
+	e := fs.lookup(p, name, out)
+	fs.putInode(p)
+	return e
+}
+
+// Getattr implements fuse.FileSystem.Getattr.
+func (fs *FS) Getattr(c *fuse.Context, nodeid uint64, out *fuse.AttrOut) unix.Errno {
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return unix.EBADF
+	}
+	e := fs.getattr(in, out)
+	fs.putInode(in)
+	return e
+}
+
+func (fs *FS) getattr(in *inode, out *fuse.AttrOut) unix.Errno {
+	var stx unix.Statx_t
+	if e := statxFD(in.fd, &stx); e != 0 {
+		return e
+	}
+	out.AttrValid = fs.timeoutSec
+	out.AttrValidNsec = fs.timeoutNsec
+	fillAttr(&out.Attr, &stx)
+	return 0
+}
+
+// Setattr implements fuse.FileSystem.Setattr. The steps run in the
+// reference's order (mode, owner, size, times); the first failure is
+// returned and earlier steps stay applied.
+func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *fuse.AttrOut) unix.Errno {
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return unix.EBADF
+	}
+	defer fs.putInode(in)
+	valid := sin.Valid
+
+	var h *handle
+	if valid&fuse.FATTR_FH != 0 {
+		if h = fs.getHandle(nodeid, sin.Fh); h == nil {
+			return unix.EBADF
+		}
+		defer fs.putHandle(h)
+	}
+	inodeFD := in.fd
+	if h == nil && valid&fuse.FATTR_SIZE != 0 {
+		fd, e := fs.reopen(in, unix.O_RDWR|unix.O_NONBLOCK)
+		if e != 0 {
+			return e
+		}
+		defer unix.Close(fd)
+		inodeFD = fd
+	}
+	var pn procName
+
+	if valid&fuse.FATTR_MODE != 0 {
+		var e unix.Errno
+		if h != nil {
+			e = errno(unix.Fchmod(h.fd, sin.Mode))
+		} else {
+			e = sysFchmodat(fs.procFD, pn.set(inodeFD), sin.Mode)
+		}
+		if e != 0 {
+			return e
+		}
+	}
+	if valid&(fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
+		uid, gid := ^uint32(0), ^uint32(0)
+		if valid&fuse.FATTR_UID != 0 {
+			uid = sin.UID
+		}
+		if valid&fuse.FATTR_GID != 0 {
+			gid = sin.GID
+		}
+		if e := sysFchownat(inodeFD, &emptyPath[0], uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); e != 0 {
+			return e
+		}
+	}
+	if valid&fuse.FATTR_SIZE != 0 {
+		fd := inodeFD
+		if h != nil {
+			fd = h.fd
+		}
+		if e := errno(unix.Ftruncate(fd, int64(sin.Size))); e != 0 {
+			return e
+		}
+	}
+	if valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
+		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		if valid&fuse.FATTR_ATIME_NOW != 0 {
+			ts[0].Nsec = unix.UTIME_NOW
+		} else if valid&fuse.FATTR_ATIME != 0 {
+			ts[0] = unix.Timespec{Sec: int64(sin.Atime), Nsec: int64(sin.Atimensec)}
+		}
+		if valid&fuse.FATTR_MTIME_NOW != 0 {
+			ts[1].Nsec = unix.UTIME_NOW
+		} else if valid&fuse.FATTR_MTIME != 0 {
+			ts[1] = unix.Timespec{Sec: int64(sin.Mtime), Nsec: int64(sin.Mtimensec)}
+		}
+		var e unix.Errno
+		if h != nil {
+			e = sysUtimensat(h.fd, nil, &ts, 0)
+		} else {
+			e = sysUtimensat(fs.procFD, pn.set(inodeFD), &ts, 0)
+		}
+		if e != 0 {
+			return e
+		}
+	}
+	return fs.getattr(in, out)
+}
+
+// Readlink implements fuse.FileSystem.Readlink.
+func (fs *FS) Readlink(c *fuse.Context, nodeid uint64, buf []byte) (int, unix.Errno) {
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return 0, unix.EBADF
+	}
+	defer fs.putInode(in)
+	if len(buf) == 0 {
+		return 0, unix.EINVAL
+	}
+	return sysReadlinkat(in.fd, &emptyPath[0], buf)
+}
+
+// create runs mk, which creates name under parent, with the requesting
+// guest user's credentials, then looks the new object up.
+func (fs *FS) create(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.EntryOut, mk func(dirfd int, name *byte) unix.Errno) unix.Errno {
+	if !checkName(name) {
+		return unix.EINVAL
+	}
+	p := fs.getInode(parent)
+	if p == nil {
+		return unix.EBADF
+	}
+	defer fs.putInode(p)
+	var g credGuard
+	if e := fs.switchCreds(c, &g); e != 0 {
+		return e
+	}
+	e := mk(p.fd, ptr(name))
+	g.restore()
+	if e != 0 {
+		return e
+	}
+	return fs.lookup(p, name, out)
+}
+
+// Symlink implements fuse.FileSystem.Symlink.
+func (fs *FS) Symlink(c *fuse.Context, parent uint64, name fuse.Name, target []byte, out *fuse.EntryOut) unix.Errno {
+	if len(target) < 2 || target[len(target)-1] != 0 {
+		return unix.EINVAL
+	}
+	return fs.create(c, parent, name, out, func(dirfd int, name *byte) unix.Errno {
+		return sysSymlinkat(ptr(target), dirfd, name)
+	})
+}
+
+// Mknod implements fuse.FileSystem.Mknod. The guest's 32-bit device number
+// is the kernel's own encoding and is passed unchanged.
+func (fs *FS) Mknod(c *fuse.Context, parent uint64, name fuse.Name, in *fuse.MknodIn, out *fuse.EntryOut) unix.Errno {
+	mode, rdev := in.Mode, in.Rdev
+	return fs.create(c, parent, name, out, func(dirfd int, name *byte) unix.Errno {
+		return sysMknodat(dirfd, name, mode, rdev)
+	})
+}
+
+// Mkdir implements fuse.FileSystem.Mkdir.
+func (fs *FS) Mkdir(c *fuse.Context, parent uint64, name fuse.Name, in *fuse.MkdirIn, out *fuse.EntryOut) unix.Errno {
+	mode := in.Mode
+	return fs.create(c, parent, name, out, func(dirfd int, name *byte) unix.Errno {
+		return sysMkdirat(dirfd, name, mode)
+	})
+}
+
+func (fs *FS) unlink(parent uint64, name fuse.Name, flags int) unix.Errno {
+	if !checkName(name) {
+		return unix.EINVAL
+	}
+	p := fs.getInode(parent)
+	if p == nil {
+		return unix.EBADF
+	}
+	e := sysUnlinkat(p.fd, ptr(name), flags)
+	fs.putInode(p)
+	return e
+}
+
+// Unlink implements fuse.FileSystem.Unlink.
+func (fs *FS) Unlink(c *fuse.Context, parent uint64, name fuse.Name) unix.Errno {
+	return fs.unlink(parent, name, 0)
+}
+
+// Rmdir implements fuse.FileSystem.Rmdir.
+func (fs *FS) Rmdir(c *fuse.Context, parent uint64, name fuse.Name) unix.Errno {
+	return fs.unlink(parent, name, unix.AT_REMOVEDIR)
+}
+
+// Rename implements fuse.FileSystem.Rename.
+func (fs *FS) Rename(c *fuse.Context, olddir uint64, oldname fuse.Name, newdir uint64, newname fuse.Name, flags uint32) unix.Errno {
+	if !checkName(oldname) || !checkName(newname) {
+		return unix.EINVAL
+	}
+	if flags&^(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE|unix.RENAME_WHITEOUT) != 0 {
+		return unix.EINVAL
+	}
+	op := fs.getInode(olddir)
+	if op == nil {
+		return unix.EBADF
+	}
+	defer fs.putInode(op)
+	np := fs.getInode(newdir)
+	if np == nil {
+		return unix.EBADF
+	}
+	defer fs.putInode(np)
+	return sysRenameat2(op.fd, ptr(oldname), np.fd, ptr(newname), flags)
+}
+
+// Link implements fuse.FileSystem.Link. The link is made from the
+// inode's descriptor through /proc/self/fd, so no path to the source is
+// ever resolved.
+func (fs *FS) Link(c *fuse.Context, nodeid, newparent uint64, newname fuse.Name, out *fuse.EntryOut) unix.Errno {
+	if !checkName(newname) {
+		return unix.EINVAL
+	}
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return unix.EBADF
+	}
+	defer fs.putInode(in)
+	p := fs.getInode(newparent)
+	if p == nil {
+		return unix.EBADF
+	}
+	defer fs.putInode(p)
+	var pn procName
+	if e := sysLinkat(fs.procFD, pn.set(in.fd), p.fd, ptr(newname), unix.AT_SYMLINK_FOLLOW); e != 0 {
+		return e
+	}
+	return fs.lookup(p, newname, out)
+}
+
+// openFlags normalises the flags of a guest OPEN: appends are emulated per
+// write (RWF_APPEND), O_NOATIME is dropped unless preserved, with the
+// writeback cache a write-only open becomes read-write (the guest page
+// cache reads too), and O_DIRECT is dropped unless allowed.
+func (fs *FS) openFlags(flags uint32) int {
+	f := int(flags) &^ unix.O_APPEND
+	if !fs.cfg.PreserveNoatime {
+		f &^= unix.O_NOATIME
+	}
+	if fs.writeback.Load() && f&unix.O_ACCMODE == unix.O_WRONLY {
+		f = f&^unix.O_ACCMODE | unix.O_RDWR
+	}
+	if !fs.cfg.AllowDirectIO {
+		f &^= unix.O_DIRECT
+	}
+	return f | unix.O_CLOEXEC
+}
+
+// openOutFlags returns FOPEN_* flags for the cache policy (§3.6).
+func (fs *FS) openOutFlags(dir bool) uint32 {
+	switch fs.cfg.Cache {
+	case CacheNever:
+		if !dir {
+			return fuse.FOPEN_DIRECT_IO
+		}
+	case CacheMetadata:
+		if dir {
+			return fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+		}
+		return fuse.FOPEN_DIRECT_IO
+	case CacheAlways:
+		if dir {
+			return fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_CACHE_DIR
+		}
+		return fuse.FOPEN_KEEP_CACHE
+	}
+	return 0
+}
+
+// open opens nodeid with the guest's flags and registers a handle.
+func (fs *FS) open(nodeid uint64, flags uint32, out *fuse.OpenOut) unix.Errno {
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return unix.EBADF
+	}
+	f := fs.openFlags(flags)
+	fd, e := fs.reopen(in, f)
+	fs.putInode(in)
+	if e != 0 {
+		return e
+	}
+	fh, e := fs.addHandle(nodeid, fd)
+	if e != 0 {
+		return e
+	}
+	out.Fh = fh
+	out.OpenFlags = fs.openOutFlags(f&unix.O_DIRECTORY != 0)
+	return 0
+}
+
+// Open implements fuse.FileSystem.Open.
+func (fs *FS) Open(c *fuse.Context, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) unix.Errno {
+	return fs.open(nodeid, in.Flags, out)
+}
+
+// Opendir implements fuse.FileSystem.Opendir.
+func (fs *FS) Opendir(c *fuse.Context, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) unix.Errno {
+	return fs.open(nodeid, in.Flags|unix.O_DIRECTORY, out)
+}
+
+// Create implements fuse.FileSystem.Create. The file is created with a
+// forced O_EXCL under the guest user's credentials, so this privileged path
+// never opens an existing file; an existing file without the guest's own
+// O_EXCL is looked up and opened like OPEN, with the daemon's credentials.
+func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.CreateIn, entry *fuse.EntryOut, open *fuse.OpenOut) unix.Errno {
+	if !checkName(name) {
+		return unix.EINVAL
+	}
+	p := fs.getInode(parent)
+	if p == nil {
+		return unix.EBADF
+	}
+	defer fs.putInode(p)
+
+	var g credGuard
+	if e := fs.switchCreds(c, &g); e != 0 {
+		return e
+	}
+	cflags := int(cin.Flags)&^unix.O_APPEND | unix.O_CREAT | unix.O_EXCL
+	fd, e := fs.openName(p.fd, name, cflags, cin.Mode)
+	g.restore()
+
+	if e == unix.EEXIST && cin.Flags&unix.O_EXCL == 0 {
+		if e := fs.lookup(p, name, entry); e != 0 {
+			return e
+		}
+		if e := fs.open(entry.NodeID, cin.Flags, open); e != 0 {
+			fs.Forget(entry.NodeID, 1)
+			*entry = fuse.EntryOut{}
+			return e
+		}
+		return 0
+	}
+	if e != 0 {
+		return e
+	}
+
+	// Build the entry from the new descriptor rather than by name, so that
+	// entry and handle name the same object even if the name is replaced
+	// meanwhile.
+	var pn procName
+	pathFD, e := sysOpenat(fs.procFD, pn.set(fd), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if e != 0 {
+		unix.Close(fd)
+		return e
+	}
+	if e := fs.entryFromFD(p, pathFD, entry); e != 0 {
+		unix.Close(fd)
+		return e
+	}
+	fh, e := fs.addHandle(entry.NodeID, fd)
+	if e != 0 {
+		fs.Forget(entry.NodeID, 1)
+		*entry = fuse.EntryOut{}
+		return e
+	}
+	open.Fh = fh
+	open.OpenFlags = fs.openOutFlags(false)
+	return 0
+}
+
+// Read implements fuse.FileSystem.Read: preadv straight into dst until
+// in.Size bytes are read or the file ends.
+func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte) (int, unix.Errno) {
+	h := fs.getHandle(nodeid, in.Fh)
+	if h == nil {
+		return 0, unix.EBADF
+	}
+	h.io.RLock()
+	var iov iovecs
+	size, total := int(in.Size), 0
+	var e unix.Errno
+	for total < size {
+		cnt, _ := iov.fill(dst, total, size-total)
+		if cnt == 0 {
+			break
+		}
+		var n int
+		n, e = sysPreadv(h.fd, iov[:cnt], int64(in.Offset)+int64(total))
+		if e != 0 || n == 0 {
+			break
+		}
+		total += n
+	}
+	h.io.RUnlock()
+	fs.putHandle(h)
+	if e != 0 {
+		return 0, e
+	}
+	return total, 0
+}
+
+// Write implements fuse.FileSystem.Write: pwritev2 straight from src.
+// A guest O_APPEND file gets RWF_APPEND, except for writes from the
+// guest's page cache (FUSE_WRITE_CACHE), which carry their own offset.
+func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]byte) (int, unix.Errno) {
+	h := fs.getHandle(nodeid, in.Fh)
+	if h == nil {
+		return 0, unix.EBADF
+	}
+	flags := 0
+	if in.WriteFlags&fuse.FUSE_WRITE_CACHE == 0 && in.Flags&unix.O_APPEND != 0 {
+		flags = unix.RWF_APPEND
+	}
+	h.io.RLock()
+	var iov iovecs
+	size, total := int(in.Size), 0
+	var e unix.Errno
+	for total < size {
+		cnt, _ := iov.fill(src, total, size-total)
+		if cnt == 0 {
+			break
+		}
+		var n int
+		n, e = sysPwritev2(h.fd, iov[:cnt], int64(in.Offset)+int64(total), flags)
+		if e != 0 || n == 0 {
+			break
+		}
+		total += n
+	}
+	h.io.RUnlock()
+	fs.putHandle(h)
+	if e != 0 {
+		return 0, e
+	}
+	return total, 0
+}
+
+// Statfs implements fuse.FileSystem.Statfs.
+func (fs *FS) Statfs(c *fuse.Context, nodeid uint64, out *fuse.StatfsOut) unix.Errno {
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return unix.EBADF
+	}
+	var st unix.Statfs_t
+	e := errno(unix.Fstatfs(in.fd, &st))
+	fs.putInode(in)
+	if e != 0 {
+		return e
+	}
+	out.Blocks = st.Blocks
+	out.Bfree = st.Bfree
+	out.Bavail = st.Bavail
+	out.Files = st.Files
+	out.Ffree = st.Ffree
+	out.Bsize = uint32(st.Bsize)
+	out.Namelen = uint32(st.Namelen)
+	out.Frsize = uint32(st.Frsize)
+	return 0
+}
+
+// Release implements fuse.FileSystem.Release.
+func (fs *FS) Release(c *fuse.Context, nodeid uint64, in *fuse.ReleaseIn) unix.Errno {
+	return fs.removeHandle(nodeid, in.Fh)
+}
+
+// Releasedir implements fuse.FileSystem.Releasedir.
+func (fs *FS) Releasedir(c *fuse.Context, nodeid uint64, in *fuse.ReleaseIn) unix.Errno {
+	return fs.removeHandle(nodeid, in.Fh)
+}
+
+// Flush implements fuse.FileSystem.Flush: closing a duplicate of the
+// handle's descriptor reports write-back errors (e.g. from NFS) without
+// closing the handle.
+func (fs *FS) Flush(c *fuse.Context, nodeid uint64, in *fuse.FlushIn) unix.Errno {
+	h := fs.getHandle(nodeid, in.Fh)
+	if h == nil {
+		return unix.EBADF
+	}
+	defer fs.putHandle(h)
+	fd, err := unix.FcntlInt(uintptr(h.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return errno(err)
+	}
+	return errno(unix.Close(fd))
+}
+
+func (fs *FS) fsync(nodeid uint64, in *fuse.FsyncIn) unix.Errno {
+	h := fs.getHandle(nodeid, in.Fh)
+	if h == nil {
+		return unix.EBADF
+	}
+	defer fs.putHandle(h)
+	if in.FsyncFlags&fuse.FUSE_FSYNC_FDATASYNC != 0 {
+		return errno(unix.Fdatasync(h.fd))
+	}
+	return errno(unix.Fsync(h.fd))
+}
+
+// Fsync implements fuse.FileSystem.Fsync.
+func (fs *FS) Fsync(c *fuse.Context, nodeid uint64, in *fuse.FsyncIn) unix.Errno {
+	return fs.fsync(nodeid, in)
+}
+
+// Fsyncdir implements fuse.FileSystem.Fsyncdir.
+func (fs *FS) Fsyncdir(c *fuse.Context, nodeid uint64, in *fuse.FsyncIn) unix.Errno {
+	return fs.fsync(nodeid, in)
+}
+
+// Readdir implements fuse.FileSystem.Readdir: one getdents64 from the
+// guest's cookie, under the handle's exclusive lock because the directory
+// offset is shared state.
+func (fs *FS) Readdir(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, buf []byte) (int, unix.Errno) {
+	if len(buf) == 0 {
+		return 0, 0
+	}
+	h := fs.getHandle(nodeid, in.Fh)
+	if h == nil {
+		return 0, unix.EBADF
+	}
+	h.io.Lock()
+	n, e := 0, errno(seek(h.fd, int64(in.Offset)))
+	if e == 0 {
+		n, e = sysGetdents(h.fd, buf)
+	}
+	h.io.Unlock()
+	fs.putHandle(h)
+	if e != 0 {
+		return 0, e
+	}
+	return n, 0
+}
+
+func seek(fd int, off int64) error {
+	_, err := unix.Seek(fd, off, 0 /* SEEK_SET */)
+	return err
+}
+
+// Access implements fuse.FileSystem.Access with the reference's mode-bit
+// algorithm: only the owner, the primary group and the "other" bits count
+// (no supplementary groups, no ACLs); guest root may read and write
+// anything and execute anything with at least one x bit.
+func (fs *FS) Access(c *fuse.Context, nodeid uint64, mask uint32) unix.Errno {
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return unix.EBADF
+	}
+	var stx unix.Statx_t
+	e := statxFD(in.fd, &stx)
+	fs.putInode(in)
+	if e != 0 {
+		return e
+	}
+	return accessCheck(uint32(stx.Mode), stx.Uid, stx.Gid, c.UID, c.GID, mask)
+}
+
+func accessCheck(mode, fuid, fgid, uid, gid, mask uint32) unix.Errno {
+	m := mask & 7
+	if m == 0 {
+		return 0
+	}
+	owner, group := fuid == uid, fgid == gid
+	if m&unix.R_OK != 0 && !(uid == 0 || (owner && mode&0o400 != 0) || (group && mode&0o040 != 0) || mode&0o004 != 0) {
+		return unix.EACCES
+	}
+	if m&unix.W_OK != 0 && !(uid == 0 || (owner && mode&0o200 != 0) || (group && mode&0o020 != 0) || mode&0o002 != 0) {
+		return unix.EACCES
+	}
+	if m&unix.X_OK != 0 && !((uid == 0 && mode&0o111 != 0) || (owner && mode&0o100 != 0) || (group && mode&0o010 != 0) || mode&0o001 != 0) {
+		return unix.EACCES
+	}
+	return 0
+}
+
+// errno extracts the errno of a system call error; anything else is EIO.
+func errno(err error) unix.Errno {
+	if err == nil {
+		return 0
+	}
+	if e, ok := err.(unix.Errno); ok {
+		return e
+	}
+	return unix.EIO
+}
