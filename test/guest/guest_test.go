@@ -1,0 +1,225 @@
+package guest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"virtiofsd/test/guest/scenario"
+)
+
+const (
+	// guestTag is the virtio-fs mount tag.
+	guestTag = "vfstest"
+	// bootTimeout bounds one guest run under TCG (a run takes well under a
+	// minute; the margin is for a loaded machine).
+	bootTimeout = 5 * time.Minute
+)
+
+// initScript is the initramfs /init: it mounts the pseudo file systems, runs
+// the guest program and powers off whatever happened.
+const initScript = `#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox --install -s /bin
+export PATH=/bin
+echo "guest: init running, kernel $(uname -r)"
+/guestprog
+echo "guest: guestprog exited with status $?"
+poweroff -f
+`
+
+// requireDeps returns the dependencies, or skips the test (fails under
+// CI=true) when one is missing.
+func requireDeps(t *testing.T) Deps {
+	t.Helper()
+	d, missing := FindDeps()
+	if len(missing) == 0 {
+		return d
+	}
+	msg := fmt.Sprintf("QEMU guest test needs: %s; run scripts/setup.sh (as root) to install them",
+		strings.Join(missing, ", "))
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIP: " + msg)
+	return d
+}
+
+// guestProgDir holds the guest program once built; TestMain removes it.
+var guestProgDir string
+
+var guestProgram = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "guestprog")
+	if err != nil {
+		return "", err
+	}
+	guestProgDir = dir
+	out := filepath.Join(dir, "guestprog")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return out, GoBuild(ctx, "./test/guest/guestprog", out)
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if guestProgDir != "" {
+		os.RemoveAll(guestProgDir)
+	}
+	os.Exit(code)
+}
+
+// TestGuest boots the guest against the reference daemon and against ours.
+func TestGuest(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("QEMU guest test must run as root (the daemons need it)")
+		}
+		t.Skip("SKIP: QEMU guest test must run as root (the daemons need it)")
+	}
+	deps := requireDeps(t)
+	prog, err := guestProgram()
+	if err != nil {
+		t.Fatalf("build guest program: %v", err)
+	}
+	t.Run("reference", func(t *testing.T) {
+		runGuest(t, deps, prog, deps.Reference)
+	})
+	t.Run("ours", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "virtiofsd")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := GoBuild(ctx, "./cmd/virtiofsd", bin); err != nil {
+			t.Fatalf("build our daemon: %v", err)
+		}
+		runGuest(t, deps, prog, bin)
+	})
+}
+
+// runGuest seeds a share, boots the guest program against daemon, and checks
+// the guest's report and then the share from the host side.
+func runGuest(t *testing.T, deps Deps, prog, daemon string) {
+	work := t.TempDir()
+	share := filepath.Join(work, "share")
+	if err := os.Mkdir(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	seeds, err := scenario.CreateSeeds(share)
+	if err != nil {
+		t.Fatalf("create seeds: %v", err)
+	}
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(share, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := json.Marshal(scenario.Manifest{
+		Tag: guestTag, Blocks: sfs.Blocks, Bsize: sfs.Bsize, Namelen: sfs.Namelen, Seeds: seeds,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	initrd := filepath.Join(work, "initrd.gz")
+	if err := writeTestInitramfs(initrd, deps.Busybox, prog, manifest); err != nil {
+		t.Fatalf("build initramfs: %v", err)
+	}
+
+	boot := Boot{
+		QEMU: deps.QEMU, Kernel: deps.Kernel, Initrd: initrd,
+		Append:  "loglevel=4",
+		Daemon:  daemon,
+		Tag:     guestTag, SharedDir: share, WorkDir: work,
+		Timeout: bootTimeout,
+	}
+	if os.Getenv("VIRTIOFSD_TEST_CONSOLE") != "" {
+		boot.Console = os.Stderr
+	}
+	out, err := boot.Run(context.Background())
+	dump := func() {
+		t.Logf("serial console:\n%s", out.Console)
+		t.Logf("daemon output:\n%s", out.DaemonLog)
+	}
+	if err != nil {
+		dump()
+		t.Fatalf("run guest: %v", err)
+	}
+	t.Logf("guest run took %v", out.Elapsed.Round(time.Millisecond))
+	if r := scenario.ParseConsole(out.Console); r.Summary {
+		t.Logf("guest reported %d checks passed, %d failed", r.NPassed, r.NFailed)
+	}
+
+	failed := false
+	fail := func(format string, args ...any) {
+		t.Errorf(format, args...)
+		failed = true
+	}
+	if out.TimedOut {
+		fail("guest did not power off within %v", bootTimeout)
+	} else if out.QEMUErr != nil {
+		fail("qemu: %v", out.QEMUErr)
+	}
+	if !out.DaemonExited {
+		fail("daemon did not exit within %v of QEMU closing the connection", daemonExitGrace)
+	} else if out.DaemonErr != nil {
+		fail("daemon exited with %v after QEMU closed the connection", out.DaemonErr)
+	}
+	for _, e := range scenario.ParseConsole(out.Console).Errors() {
+		fail("guest: %s", e)
+	}
+
+	// The host side: the share holds exactly the seeds, unchanged, and what
+	// the guest wrote.
+	top, err := os.ReadDir(share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range top {
+		names = append(names, e.Name())
+	}
+	if want := []string{scenario.GuestDir, scenario.SeedDir}; !slices.Equal(names, want) {
+		fail("host: share holds %q, want %q", names, want)
+	}
+	if err := scenario.Verify(filepath.Join(share, scenario.SeedDir), seeds); err != nil {
+		fail("host: seed tree changed:\n%v", err)
+	}
+	if err := scenario.Verify(filepath.Join(share, scenario.GuestDir), scenario.Expected()); err != nil {
+		fail("host: guest tree differs from what the guest should have written:\n%v", err)
+	}
+	if failed {
+		dump()
+	}
+}
+
+// writeTestInitramfs writes the initramfs: busybox, /init, the guest program
+// and the manifest.
+func writeTestInitramfs(path, busybox, prog string, manifest []byte) error {
+	es, err := BaseEntries(busybox)
+	if err != nil {
+		return err
+	}
+	gp, err := FileEntry("guestprog", prog, 0o755)
+	if err != nil {
+		return err
+	}
+	es = append(es,
+		CPIOEntry{Name: "init", Mode: syscall.S_IFREG | 0o755, Data: []byte(initScript)},
+		gp,
+		CPIOEntry{Name: strings.TrimPrefix(scenario.ManifestPath, "/"), Mode: syscall.S_IFREG | 0o644, Data: manifest},
+	)
+	var buf bytes.Buffer
+	if err := WriteCPIO(&buf, es); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}

@@ -1,0 +1,13 @@
+// Command guestprog runs inside the test guest: it mounts the virtio-fs share,
+// exercises it, and prints one result line per check on the console in the
+// format of package scenario, followed by a summary line. It is built
+// statically (CGO_ENABLED=0) and started as root by the initramfs /init
+// script, which powers the guest off when it returns.
+//
+// Each check both acts and asserts: it performs file operations below
+// /mnt/guest and compares contents and metadata with what package scenario
+// says they must be. Data written is dropped from the guest page cache before
+// it is read back, so the reads reach the daemon. The last checks walk the
+// whole guest-written tree and unmount the share; the host then checks the
+// same tree on its side.
+package main

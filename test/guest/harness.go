@@ -1,0 +1,277 @@
+package guest
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultDepsDir is where scripts/setup.sh puts the reference daemon and the
+// guest kernel unless VIRTIOFSD_TEST_DEPS names another directory.
+const DefaultDepsDir = "/opt/virtiofsd-test"
+
+// Deps are the external pieces a guest run needs.
+type Deps struct {
+	Dir       string // VIRTIOFSD_TEST_DEPS or DefaultDepsDir
+	Kernel    string // Dir/kernel/vmlinuz
+	Reference string // Dir/ref/virtiofsd, wrapper around Debian's virtiofsd 1.13.2
+	QEMU      string // qemu-system-x86_64 from PATH
+	Busybox   string // a statically linked busybox
+}
+
+// FindDeps locates the dependencies and returns, in missing, a description of
+// each one that is absent.
+func FindDeps() (d Deps, missing []string) {
+	d.Dir = os.Getenv("VIRTIOFSD_TEST_DEPS")
+	if d.Dir == "" {
+		d.Dir = DefaultDepsDir
+	}
+	d.Kernel = filepath.Join(d.Dir, "kernel", "vmlinuz")
+	if _, err := os.Stat(d.Kernel); err != nil {
+		missing = append(missing, fmt.Sprintf("guest kernel (%v)", err))
+	}
+	d.Reference = filepath.Join(d.Dir, "ref", "virtiofsd")
+	if _, err := os.Stat(d.Reference); err != nil {
+		missing = append(missing, fmt.Sprintf("reference virtiofsd (%v)", err))
+	}
+	var err error
+	if d.QEMU, err = exec.LookPath("qemu-system-x86_64"); err != nil {
+		missing = append(missing, "qemu-system-x86_64 (not in PATH)")
+	}
+	d.Busybox = "/bin/busybox"
+	if p, err := exec.LookPath("busybox"); err == nil {
+		d.Busybox = p
+	}
+	if err := checkStatic(d.Busybox); err != nil {
+		missing = append(missing, fmt.Sprintf("static busybox (%v)", err))
+	}
+	return d, missing
+}
+
+// checkStatic reports an error unless path is an ELF executable without a
+// program interpreter, i.e. one that runs in an initramfs with no libraries.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", path)
+		}
+	}
+	return nil
+}
+
+// ModuleRoot returns the directory holding the virtiofsd module's go.mod.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module virtiofsd\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find module root: no go.mod for module virtiofsd above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// GoBuild builds the static binary of package pkg (relative to the module
+// root, e.g. "./cmd/virtiofsd") into out.
+func GoBuild(ctx context.Context, pkg, out string) error {
+	root, err := ModuleRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// Boot describes one guest run: a daemon serving SharedDir, and QEMU booting
+// Kernel and Initrd with a vhost-user-fs-pci device connected to it.
+type Boot struct {
+	QEMU   string
+	Kernel string
+	Initrd string
+	// Append is added to the kernel command line after the console settings.
+	Append string
+	// Daemon and DaemonArgs start the back-end; --shared-dir and
+	// --socket-path are added.
+	Daemon     string
+	DaemonArgs []string
+	SharedDir  string
+	Tag        string
+	// WorkDir holds the socket; it must be short enough for a UNIX socket
+	// path.
+	WorkDir string
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Console, if set, also receives the serial console as it arrives.
+	Console io.Writer
+}
+
+// Outcome is what a guest run left behind.
+type Outcome struct {
+	Console   string
+	DaemonLog string
+	// QEMUErr is QEMU's exit error, if any; TimedOut is set when the run was
+	// cut short by Boot.Timeout.
+	QEMUErr  error
+	TimedOut bool
+	// DaemonErr is the daemon's exit status. DaemonExited tells whether it
+	// left by itself once QEMU had gone (rather than being killed).
+	DaemonErr    error
+	DaemonExited bool
+	Elapsed      time.Duration
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writers of exec.Cmd.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// daemonExitGrace is how long the daemon gets to exit by itself after QEMU
+// closed the vhost-user connection.
+const daemonExitGrace = 10 * time.Second
+
+// Run starts the daemon, waits for its socket, boots QEMU and waits for the
+// guest to power off, the timeout or ctx. Both processes are always gone
+// when Run returns. The error reports only failures to start; how the guest
+// and the daemon ended is in the Outcome.
+func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, b.Timeout)
+	defer cancel()
+
+	sock := filepath.Join(b.WorkDir, "vfsd.sock")
+	var dlog syncBuffer
+	dargs := append([]string{"--shared-dir", b.SharedDir, "--socket-path", sock}, b.DaemonArgs...)
+	daemon := exec.Command(b.Daemon, dargs...)
+	daemon.Stdout = &dlog
+	daemon.Stderr = &dlog
+	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := daemon.Start(); err != nil {
+		return out, fmt.Errorf("start daemon %s: %w", b.Daemon, err)
+	}
+	daemonDone := make(chan error, 1)
+	go func() { daemonDone <- daemon.Wait() }()
+	var daemonErr error
+	daemonGone := false
+	stopDaemon := func() {
+		if daemonGone {
+			return
+		}
+		_ = syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL)
+		daemonErr = <-daemonDone
+		daemonGone = true
+	}
+	defer func() {
+		stopDaemon()
+		out.DaemonLog = dlog.String()
+		out.Elapsed = time.Since(start)
+	}()
+
+	// Wait for the daemon to listen.
+	for {
+		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			break
+		}
+		select {
+		case err := <-daemonDone:
+			daemonGone, daemonErr = true, err
+			out.DaemonErr = err
+			return out, fmt.Errorf("daemon exited before creating %s: %v", sock, err)
+		case <-ctx.Done():
+			out.TimedOut = true
+			return out, fmt.Errorf("daemon did not create %s: %w", sock, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
+	var console syncBuffer
+	var cw io.Writer = &console
+	if b.Console != nil {
+		cw = io.MultiWriter(&console, b.Console)
+	}
+	args := []string{
+		"-nodefaults", "-no-user-config",
+		"-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "512",
+		"-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-numa", "node,memdev=mem",
+		"-chardev", "socket,id=char0,path=" + sock,
+		"-device", "vhost-user-fs-pci,chardev=char0,tag=" + b.Tag,
+		"-kernel", b.Kernel, "-initrd", b.Initrd,
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 " + b.Append),
+		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+	}
+	qemu := exec.Command(b.QEMU, args...)
+	qemu.Stdout = cw
+	qemu.Stderr = cw
+	qemu.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := qemu.Start(); err != nil {
+		return out, fmt.Errorf("start qemu: %w", err)
+	}
+	qemuDone := make(chan error, 1)
+	go func() { qemuDone <- qemu.Wait() }()
+	select {
+	case out.QEMUErr = <-qemuDone:
+	case <-ctx.Done():
+		out.TimedOut = true
+		_ = syscall.Kill(-qemu.Process.Pid, syscall.SIGKILL)
+		out.QEMUErr = <-qemuDone
+	}
+	out.Console = console.String()
+
+	// With QEMU gone, the daemon should notice the closed connection and exit.
+	select {
+	case err := <-daemonDone:
+		daemonGone, daemonErr = true, err
+		out.DaemonExited = true
+	case <-time.After(daemonExitGrace):
+	}
+	stopDaemon()
+	out.DaemonErr = daemonErr
+	return out, nil
+}

@@ -1,0 +1,357 @@
+package scenario
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Top-level directories of the share.
+const (
+	// SeedDir holds the files the host creates before the guest boots.
+	SeedDir = "seed"
+	// GuestDir holds everything the guest creates.
+	GuestDir = "guest"
+)
+
+// ManifestPath is where the manifest lies inside the initramfs.
+const ManifestPath = "/manifest.json"
+
+// Manifest is what the host tells the guest: the mount tag, the host's view of
+// the shared file system's size, and the seeded entries.
+type Manifest struct {
+	Tag string
+	// Blocks, Bsize and Namelen are the host's statfs(2) values for the
+	// shared directory; the guest must see the same numbers.
+	Blocks  uint64
+	Bsize   int64
+	Namelen int64
+	Seeds   []Entry
+}
+
+// Kind is the type of a directory entry.
+type Kind string
+
+// Entry kinds.
+const (
+	File    Kind = "file"
+	Dir     Kind = "dir"
+	Symlink Kind = "symlink"
+)
+
+// Entry describes one file, directory or symbolic link, by its path relative
+// to the directory given to [Verify].
+type Entry struct {
+	Path string
+	Kind Kind
+	// Perm is the permission bits (mode & 07777). Not checked for symlinks.
+	Perm uint32
+	UID  uint32
+	GID  uint32
+	// Size and SHA256 (hex) describe a file's content.
+	Size   int64
+	SHA256 string
+	// Target is a symlink's target.
+	Target string
+	// Nlink, when not zero, is the expected link count.
+	Nlink uint32
+	// LinkedTo, when set, names an entry that must have the same inode.
+	LinkedTo string
+	// AtimeNs and MtimeNs, when not zero, are the expected timestamps in
+	// nanoseconds since the epoch.
+	AtimeNs int64
+	MtimeNs int64
+}
+
+// Pattern returns n deterministic pseudo-random bytes for seed.
+func Pattern(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	x := seed*0x9e3779b97f4a7c15 + 0x2545f4914f6cdd1d
+	for i := 0; i < n; i += 8 {
+		// xorshift64*
+		x ^= x >> 12
+		x ^= x << 25
+		x ^= x >> 27
+		v := x * 0x2545f4914f6cdd1d
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// Digest returns the hex SHA-256 of b.
+func Digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func file(path string, perm uint32, content []byte) Entry {
+	return Entry{Path: path, Kind: File, Perm: perm, Size: int64(len(content)), SHA256: Digest(content), Nlink: 1}
+}
+
+func dir(path string, perm uint32) Entry {
+	return Entry{Path: path, Kind: Dir, Perm: perm}
+}
+
+func symlink(path, target string) Entry {
+	return Entry{Path: path, Kind: Symlink, Target: target, Nlink: 1}
+}
+
+// Sizes of the large files.
+const (
+	SeedBigSize  = 5<<20 + 7
+	GuestBigSize = 12<<20 + 4099
+)
+
+// Seed contents that tests refer to by name.
+var (
+	SeedHello = []byte("hello, virtio-fs\n")
+	// SeedOwnedMtimeNs is the modification time of seed/owned.txt.
+	SeedOwnedMtimeNs int64 = 1600000000_500000000
+)
+
+// Seeds returns the entries the host creates below [SeedDir], in creation
+// order (parents first).
+func Seeds() []Entry {
+	c := seedContents()
+	owned := file("owned.txt", 0o640, c["owned.txt"])
+	owned.UID, owned.GID = 1001, 2002
+	owned.MtimeNs = SeedOwnedMtimeNs
+	hard1 := file("hard1", 0o644, c["hard1"])
+	hard1.Nlink = 2
+	hard2 := hard1
+	hard2.Path = "hard2"
+	hard2.LinkedTo = "hard1"
+	return []Entry{
+		file("hello.txt", 0o644, c["hello.txt"]),
+		file("big.bin", 0o600, c["big.bin"]),
+		file("empty", 0o444, c["empty"]),
+		file("exec.sh", 0o755, c["exec.sh"]),
+		owned,
+		hard1,
+		hard2,
+		dir("sub", 0o755),
+		dir("sub/deeper", 0o700),
+		file("sub/deeper/leaf.txt", 0o644, c["sub/deeper/leaf.txt"]),
+		symlink("link", "hello.txt"),
+		symlink("sub/up", "../hello.txt"),
+	}
+}
+
+// Checks lists the checks the guest reports, in order. Every one must be
+// reported exactly once, as passed, for the guest run to pass.
+var Checks = []string{
+	"mount",
+	"statfs",
+	"seed-tree",
+	"create-small",
+	"create-big",
+	"append",
+	"sparse",
+	"readdir-1000",
+	"mkdir",
+	"rename",
+	"hardlink",
+	"symlink",
+	"chmod",
+	"chown",
+	"truncate",
+	"utimens",
+	"unlink-rmdir",
+	"errors",
+	"guest-tree",
+	"umount",
+}
+
+// Contents the guest writes.
+var (
+	GuestSmall  = []byte("written by the guest\nsecond line\n")
+	GuestAppend = []byte("first\nsecond\n")
+	// GuestSparseOffset is where the guest writes GuestSparseTail into an
+	// empty file.
+	GuestSparseOffset       = 1<<20 + 123
+	GuestSparseTail         = []byte("end")
+	GuestManyCount          = 1000
+	GuestTruncPattern       = Pattern(3, 10000)
+	GuestTruncShort         = 3000
+	GuestTruncLong          = 5000
+	GuestAtimeNs      int64 = 1000000000_123456789
+	GuestMtimeNs1     int64 = 1234567890_987654321
+	GuestMtimeNs2     int64 = 1300000000_500000000
+)
+
+// ManyName returns the name of the i-th file in guest/many.
+func ManyName(i int) string { return fmt.Sprintf("f%04d", i) }
+
+// ManyContent returns the content of the i-th file in guest/many.
+func ManyContent(i int) []byte { return []byte(fmt.Sprintf("entry %04d\n", i)) }
+
+// GuestBig is the content of guest/big.bin.
+func GuestBig() []byte { return Pattern(2, GuestBigSize) }
+
+// GuestSparse is the content of guest/sparse.bin.
+func GuestSparse() []byte {
+	b := make([]byte, GuestSparseOffset+len(GuestSparseTail))
+	copy(b[GuestSparseOffset:], GuestSparseTail)
+	return b
+}
+
+// GuestTrunc is the content of guest/trunc.bin after both truncations.
+func GuestTrunc() []byte {
+	b := make([]byte, GuestTruncLong)
+	copy(b, GuestTruncPattern[:GuestTruncShort])
+	return b
+}
+
+// Expected returns every entry below [GuestDir] once the guest is done,
+// relative to GuestDir. Guest-created entries belong to root (uid 0, gid 0),
+// and the guest runs with umask 022.
+func Expected() []Entry {
+	e := []Entry{
+		file("small.txt", 0o644, GuestSmall),
+		file("big.bin", 0o644, GuestBig()),
+		file("append.txt", 0o644, GuestAppend),
+		file("sparse.bin", 0o644, GuestSparse()),
+		dir("many", 0o755),
+	}
+	for i := 0; i < GuestManyCount; i++ {
+		e = append(e, file("many/"+ManyName(i), 0o644, ManyContent(i)))
+	}
+	hlA := file("hl-a", 0o644, []byte("linked content\nappended via b\n"))
+	hlA.Nlink = 2
+	hlB := hlA
+	hlB.Path, hlB.LinkedTo = "hl-b", "hl-a"
+	symRel := symlink("sym-rel", "small.txt")
+	symRel.UID, symRel.GID = 1111, 2222
+	chown := file("chown.txt", 0o640, []byte("chown me\n"))
+	chown.UID, chown.GID = 4321, 8765
+	times := file("times.txt", 0o644, nil)
+	times.AtimeNs, times.MtimeNs = GuestAtimeNs, GuestMtimeNs2
+	e = append(e,
+		dir("dir", 0o755),
+		dir("dir/a", 0o750),
+		dir("dir/a/b", 0o750),
+		dir("dir/a/b/c", 0o700),
+		file("dir/renamed", 0o644, []byte("rename me\n")),
+		file("ren-over-dst", 0o644, []byte("new\n")),
+		file("noreplace-a", 0o644, []byte("a\n")),
+		file("noreplace-b", 0o644, []byte("b\n")),
+		file("xa", 0o644, []byte("B\n")),
+		file("xb", 0o644, []byte("A\n")),
+		dir("dir-new", 0o755),
+		file("dir-new/inside.txt", 0o644, []byte("moved with its directory\n")),
+		hlA, hlB,
+		symRel,
+		symlink("sym-abs", "/etc/hostname"),
+		symlink("sym-dangling", "nowhere/at/all"),
+		file("chmod.txt", 0o711, []byte("chmod me\n")),
+		chown,
+		file("trunc.bin", 0o644, GuestTrunc()),
+		times,
+	)
+	return e
+}
+
+// result-line grammar, one per line on the guest console.
+const (
+	linePrefix = "GUESTTEST "
+	okWord     = "ok"
+	failWord   = "FAIL"
+	summary    = "SUMMARY"
+)
+
+// FormatResult returns the console line for one check; err nil means passed.
+func FormatResult(check string, err error) string {
+	if err == nil {
+		return linePrefix + okWord + " " + check
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	return linePrefix + failWord + " " + check + ": " + msg
+}
+
+// FormatSummary returns the final console line.
+func FormatSummary(passed, failed int) string {
+	return fmt.Sprintf("%s%s passed=%d failed=%d", linePrefix, summary, passed, failed)
+}
+
+// Report is the parsed outcome of a guest run.
+type Report struct {
+	Passed   []string
+	Failed   map[string]string
+	Summary  bool
+	NPassed  int
+	NFailed  int
+	Problems []string
+}
+
+// ParseConsole extracts the result lines from a console log. Other lines
+// (kernel messages) are ignored; a carriage return before the newline, as the
+// serial console emits, is tolerated.
+func ParseConsole(log string) Report {
+	r := Report{Failed: map[string]string{}}
+	for _, line := range strings.Split(log, "\n") {
+		line = strings.TrimRight(line, "\r")
+		i := strings.Index(line, linePrefix)
+		if i < 0 {
+			continue
+		}
+		rest := line[i+len(linePrefix):]
+		word, arg, _ := strings.Cut(rest, " ")
+		switch word {
+		case okWord:
+			r.Passed = append(r.Passed, arg)
+		case failWord:
+			name, msg, _ := strings.Cut(arg, ": ")
+			r.Failed[name] = msg
+		case summary:
+			if _, err := fmt.Sscanf(arg, "passed=%d failed=%d", &r.NPassed, &r.NFailed); err != nil {
+				r.Problems = append(r.Problems, fmt.Sprintf("bad summary line %q", line))
+				continue
+			}
+			r.Summary = true
+		default:
+			r.Problems = append(r.Problems, fmt.Sprintf("unknown result line %q", line))
+		}
+	}
+	return r
+}
+
+// Errors lists everything that makes the report a failure: failed, missing,
+// duplicated or unknown checks, and a missing or inconsistent summary.
+func (r Report) Errors() []string {
+	errs := append([]string(nil), r.Problems...)
+	seen := map[string]int{}
+	for _, c := range r.Passed {
+		seen[c]++
+	}
+	for c := range r.Failed {
+		seen[c]++
+	}
+	known := map[string]bool{}
+	for _, c := range Checks {
+		known[c] = true
+		if msg, ok := r.Failed[c]; ok {
+			errs = append(errs, fmt.Sprintf("check %s failed: %s", c, msg))
+		}
+		switch n := seen[c]; {
+		case n == 0:
+			errs = append(errs, fmt.Sprintf("check %s not reported", c))
+		case n > 1:
+			errs = append(errs, fmt.Sprintf("check %s reported %d times", c, n))
+		}
+	}
+	for c := range seen {
+		if !known[c] {
+			errs = append(errs, fmt.Sprintf("unknown check %q reported", c))
+		}
+	}
+	if !r.Summary {
+		errs = append(errs, "no summary line")
+	} else if r.NPassed != len(r.Passed) || r.NFailed != len(r.Failed) {
+		errs = append(errs, fmt.Sprintf("summary says passed=%d failed=%d, lines say passed=%d failed=%d",
+			r.NPassed, r.NFailed, len(r.Passed), len(r.Failed)))
+	}
+	return errs
+}
