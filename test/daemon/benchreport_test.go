@@ -1,2 +1,3 @@
 package daemon
+
 func printBenchReport() {}

@@ -14,7 +14,9 @@ type ReplyError struct {
 	Reason string
 }
 
-func (e *ReplyError) Error() string { return fmt.Sprintf("decode reply to opcode %d: %s", e.Op, e.Reason) }
+func (e *ReplyError) Error() string {
+	return fmt.Sprintf("decode reply to opcode %d: %s", e.Op, e.Reason)
+}
 
 func badReply(op uint32, format string, args ...any) error {
 	return &ReplyError{Op: op, Reason: fmt.Sprintf(format, args...)}
