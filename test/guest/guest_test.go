@@ -136,9 +136,9 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 
 	boot := Boot{
 		QEMU: deps.QEMU, Kernel: deps.Kernel, Initrd: initrd,
-		Append:  "loglevel=4",
-		Daemon:  daemon,
-		Tag:     guestTag, SharedDir: share, WorkDir: work,
+		Append: "loglevel=4",
+		Daemon: daemon,
+		Tag:    guestTag, SharedDir: share, WorkDir: work,
 		Timeout: bootTimeout,
 	}
 	if os.Getenv("VIRTIOFSD_TEST_CONSOLE") != "" {
