@@ -25,7 +25,6 @@ var emptyPath = [1]byte{0}
 // Preconditions: len(b) > 0 and b ends with a NUL byte.
 func ptr(b []byte) *byte { return unsafe.SliceData(b) }
 
-
 func sysOpenat2(dirfd int, name *byte, flags uint64, mode uint64, resolve uint64) (int, unix.Errno) {
 	how := unix.OpenHow{Flags: flags, Mode: mode, Resolve: resolve}
 	for {
