@@ -13,6 +13,16 @@ type Context struct {
 	// request extension; valid only if HasSuppGID.
 	SuppGID    uint32
 	HasSuppGID bool
+	// SuppGIDs lists every group of that extension (SuppGID is the first);
+	// it points into Worker memory and is nil without the extension.
+	SuppGIDs []uint32
+	// SecctxName (NUL-terminated, e.g. "security.selinux\x00") and
+	// SecctxValue are the security context carried by the security-context
+	// request extension of MKNOD, MKDIR, CREATE and SYMLINK; valid only if
+	// HasSecctx. They point into Worker memory.
+	SecctxName  []byte
+	SecctxValue []byte
+	HasSecctx   bool
 }
 
 // Name is a guest-supplied directory entry name that passed the Server's
@@ -75,6 +85,8 @@ type FileSystem interface {
 	Create(c *Context, parent uint64, name Name, in *CreateIn, entry *EntryOut, open *OpenOut) unix.Errno
 	// Read reads at in.Offset straight into dst, guest memory trimmed to
 	// in.Size bytes in total, and returns the byte count (short at EOF).
+	// The Server lowers in.Size to the writable space the guest supplied
+	// when that is smaller than the size it asked for.
 	Read(c *Context, nodeid uint64, in *ReadIn, dst [][]byte) (int, unix.Errno)
 	// Write writes src, guest memory holding exactly in.Size bytes, at
 	// in.Offset and returns the byte count.
