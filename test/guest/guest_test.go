@@ -141,6 +141,10 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 		Tag:    guestTag, SharedDir: share, WorkDir: work,
 		Timeout: bootTimeout,
 	}
+	// VIRTIOFSD_TEST_DAEMON_ARGS adds options to both daemons, e.g. to
+	// compare them under --cache=never.
+	boot.DaemonArgs = strings.Fields(os.Getenv("VIRTIOFSD_TEST_DAEMON_ARGS"))
+	// VIRTIOFSD_TEST_CONSOLE=1 streams the serial console to stderr.
 	if os.Getenv("VIRTIOFSD_TEST_CONSOLE") != "" {
 		boot.Console = os.Stderr
 	}
