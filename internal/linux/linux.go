@@ -142,27 +142,6 @@ func NewEventfd() (int, error) {
 	return fd, nil
 }
 
-// Signal adds 1 to the eventfd fd. A full counter (EAGAIN) already means
-// "signalled" and is not an error.
-func Signal(fd int) error {
-	var one = [8]byte{1}
-	_, err := retry(func() (int, error) { return unix.Write(fd, one[:]) })
-	if err != nil && err != unix.EAGAIN {
-		return os.NewSyscallError("write eventfd", err)
-	}
-	return nil
-}
-
-// Drain resets the eventfd fd. An empty counter (EAGAIN) is not an error.
-func Drain(fd int) error {
-	var buf [8]byte
-	_, err := retry(func() (int, error) { return unix.Read(fd, buf[:]) })
-	if err != nil && err != unix.EAGAIN {
-		return os.NewSyscallError("read eventfd", err)
-	}
-	return nil
-}
-
 // UnshareFS gives the calling OS thread its own fs context (cwd, root,
 // umask) with unshare(CLONE_FS).
 //
