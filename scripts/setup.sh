@@ -172,17 +172,27 @@ kernel_pkg() {
 	apt-cache show "$dep/$1" >/dev/null 2>&1 || return 1
 	printf '%s\n' "$dep"
 }
-if ! kernel_ok; then
+# fetch_kernel: unpacks the newest 6.12 cloud kernel into $KDIR.tmp and sets
+# suite and pkg.
+fetch_kernel() {
 	suite="" pkg=""
+	local s
 	for s in bookworm-backports trixie; do
 		if pkg="$(kernel_pkg "$s")"; then
 			suite="$s"
 			break
 		fi
 	done
-	[ -n "$suite" ] || die "no linux-image-6.12.*-cloud-amd64-unsigned in bookworm-backports or trixie"
+	[ -n "$suite" ] || return 1
 	log "fetching $pkg from $suite"
-	download_extract "$suite" "$KDIR" "$pkg" || die "cannot fetch $pkg"
+	download_extract "$suite" "$KDIR" "$pkg"
+}
+if ! kernel_ok; then
+	if ! fetch_kernel; then
+		# The package lists may be stale: refresh them once and retry.
+		apt_update
+		fetch_kernel || die "cannot fetch linux-image-6.12.*-cloud-amd64-unsigned from bookworm-backports or trixie"
+	fi
 	root="$KDIR.tmp/root"
 	vmlinuz="$(find "$root/boot" -name 'vmlinuz-*' | head -n1)"
 	config="$(find "$root/boot" -name 'config-*' | head -n1)"
