@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"virtiofsd/internal/guestmem"
 	"virtiofsd/internal/linux"
@@ -21,6 +22,10 @@ var (
 // Queue is the device side of one split virtqueue. All methods are safe for
 // concurrent use.
 type Queue struct {
+	// enabled is the vhost-user ring enable state (SET_VRING_ENABLE); the
+	// worker reads it on every kick without taking mu.
+	enabled atomic.Bool
+
 	mu sync.Mutex // guards every field below
 
 	size                uint32 // power of two, 1..MaxSize
@@ -49,6 +54,7 @@ func New() *Queue {
 }
 
 func (q *Queue) resetLocked() {
+	q.enabled.Store(false)
 	q.size = MaxSize
 	q.desc, q.avail, q.used, q.addrSet = 0, 0, 0, false
 	q.nextAvail, q.nextUsed, q.availIdx, q.numAdded = 0, 0, 0, 0
@@ -66,6 +72,13 @@ func (q *Queue) Reset() (callFD int) {
 	q.resetLocked()
 	return fd
 }
+
+// SetEnabled sets the ring's enable state.
+func (q *Queue) SetEnabled(on bool) { q.enabled.Store(on) }
+
+// Enabled reports the ring's enable state. A disabled ring is not
+// processed; kicks that arrive meanwhile are dropped.
+func (q *Queue) Enabled() bool { return q.enabled.Load() }
 
 // SetSize sets the number of descriptors (SET_VRING_NUM).
 func (q *Queue) SetSize(n uint32) error {
