@@ -40,6 +40,11 @@ type FS struct {
 	nextNode   atomic.Uint64
 	nextHandle atomic.Uint64
 
+	// mu is one mutex for the whole inode table, held only for map
+	// operations. Measured with BenchmarkLookupParallel and
+	// BenchmarkGetattrParallel (2 CPUs, -mutexprofile): under 0.1% of the
+	// run time is spent waiting for it, the system calls dominate, so
+	// striping would buy nothing.
 	mu     sync.Mutex
 	inodes map[uint64]*inode   // guarded by mu
 	byKey  map[inodeKey]*inode // guarded by mu
