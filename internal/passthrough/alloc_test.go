@@ -146,4 +146,3 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	}
 }
-
