@@ -197,7 +197,9 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 	if err := scenario.Verify(filepath.Join(share, scenario.SeedDir), seeds); err != nil {
 		fail("host: seed tree changed:\n%v", err)
 	}
-	if err := scenario.Verify(filepath.Join(share, scenario.GuestDir), scenario.Expected()); err != nil {
+	if _, err := os.Lstat(filepath.Join(share, scenario.GuestDir)); err != nil {
+		fail("host: the guest wrote nothing: %v", err)
+	} else if err := scenario.Verify(filepath.Join(share, scenario.GuestDir), scenario.Expected()); err != nil {
 		fail("host: guest tree differs from what the guest should have written:\n%v", err)
 	}
 	if failed {

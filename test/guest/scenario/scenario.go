@@ -322,6 +322,9 @@ func ParseConsole(log string) Report {
 // duplicated or unknown checks, and a missing or inconsistent summary.
 func (r Report) Errors() []string {
 	errs := append([]string(nil), r.Problems...)
+	if len(r.Passed) == 0 && len(r.Failed) == 0 {
+		return append(errs, "no check results on the console (the guest program did not run)")
+	}
 	seen := map[string]int{}
 	for _, c := range r.Passed {
 		seen[c]++

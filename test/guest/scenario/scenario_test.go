@@ -149,6 +149,7 @@ func TestParseConsole(t *testing.T) {
 		want string
 	}{
 		{"no summary", all.String(), "no summary line"},
+		{"nothing", "[    1.0] kernel panic\n", "no check results"},
 		{"failed", strings.Replace(good, FormatResult("rename", nil),
 			FormatResult("rename", errors.New("rename x: EXDEV\nmore")), 1), "check rename failed: rename x: EXDEV; more"},
 		{"missing", strings.Replace(good, FormatResult("chmod", nil)+"\r\n", "", 1), "check chmod not reported"},
