@@ -25,7 +25,7 @@ func testDir() []byte {
 		dirent64(2, 2, unix.DT_DIR, ".."),
 		dirent64(10, 3, unix.DT_REG, "file"),
 		dirent64(11, 4, unix.DT_LNK, "a_longer_name"), // 13 bytes: 3 bytes of padding
-		dirent64(12, 5, unix.DT_REG, "exactly8"), // no padding
+		dirent64(12, 5, unix.DT_REG, "exactly8"),      // no padding
 	}, nil)
 }
 
