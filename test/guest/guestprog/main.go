@@ -24,8 +24,9 @@ const mnt = "/mnt"
 
 // g is the guest-side state shared by the checks.
 type g struct {
-	m    scenario.Manifest
-	root string // mnt/scenario.GuestDir
+	m       scenario.Manifest
+	root    string // mnt/scenario.GuestDir
+	mounted bool
 }
 
 func main() {
@@ -60,6 +61,7 @@ func run() int {
 		"rename":       t.rename,
 		"hardlink":     t.hardlink,
 		"symlink":      t.symlink,
+		"mkfifo":       t.mkfifo,
 		"chmod":        t.chmod,
 		"chown":        t.chown,
 		"truncate":     t.truncate,
@@ -83,7 +85,7 @@ func run() int {
 		fmt.Println(scenario.FormatResult(name, err))
 		if err != nil {
 			failed++
-			if name == "mount" {
+			if name == "mount" && !t.mounted {
 				// Nothing else can work; report the rest as failed.
 				for _, rest := range scenario.Checks[1:] {
 					fmt.Println(scenario.FormatResult(rest, errors.New("share not mounted")))
@@ -123,6 +125,7 @@ func (t *g) mount() error {
 	if err := unix.Mount(t.m.Tag, mnt, "virtiofs", 0, ""); err != nil {
 		return fmt.Errorf("mount -t virtiofs %s %s: %w", t.m.Tag, mnt, err)
 	}
+	t.mounted = true
 	var st unix.Statfs_t
 	if err := unix.Statfs(mnt, &st); err != nil {
 		return fmt.Errorf("statfs %s: %w", mnt, err)
@@ -580,6 +583,20 @@ func (t *g) symlink() error {
 	return nil
 }
 
+func (t *g) mkfifo() error {
+	if err := unix.Mkfifo(t.path("fifo"), 0o666); err != nil {
+		return fmt.Errorf("mkfifo: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(t.path("fifo"), &st); err != nil {
+		return err
+	}
+	if st.Mode != unix.S_IFIFO|0o644 || st.Size != 0 {
+		return fmt.Errorf("lstat fifo: mode %#o size %d, want %#o and 0", st.Mode, st.Size, unix.S_IFIFO|0o644)
+	}
+	return expectErrno("mkfifo existing", unix.Mkfifo(t.path("fifo"), 0o666), unix.EEXIST)
+}
+
 func (t *g) chmod() error {
 	if err := os.WriteFile(t.path("chmod.txt"), []byte("chmod me\n"), 0o666); err != nil {
 		return err
@@ -763,6 +780,11 @@ func (t *g) errors() error {
 	}
 	_, err = os.ReadDir(t.path("small.txt"))
 	if err := expectErrno("readdir a file", err, unix.ENOTDIR); err != nil {
+		return err
+	}
+	// Extended attributes are off unless the daemon runs with --xattr.
+	err = unix.Setxattr(t.path("small.txt"), "user.test", []byte("v"), 0)
+	if err := expectErrno("setxattr without --xattr", err, unix.EOPNOTSUPP); err != nil {
 		return err
 	}
 	long := strings.Repeat("n", 256)

@@ -38,6 +38,7 @@ const (
 	File    Kind = "file"
 	Dir     Kind = "dir"
 	Symlink Kind = "symlink"
+	FIFO    Kind = "fifo"
 )
 
 // Entry describes one file, directory or symbolic link, by its path relative
@@ -155,6 +156,7 @@ var Checks = []string{
 	"rename",
 	"hardlink",
 	"symlink",
+	"mkfifo",
 	"chmod",
 	"chown",
 	"truncate",
@@ -246,6 +248,7 @@ func Expected() []Entry {
 		symRel,
 		symlink("sym-abs", "/etc/hostname"),
 		symlink("sym-dangling", "nowhere/at/all"),
+		Entry{Path: "fifo", Kind: FIFO, Perm: 0o644, Nlink: 1},
 		file("chmod.txt", 0o711, []byte("chmod me\n")),
 		chown,
 		file("trunc.bin", 0o644, GuestTrunc()),

@@ -111,6 +111,8 @@ func checkMeta(e Entry, st *syscall.Stat_t, stats map[string]*syscall.Stat_t, ad
 		wantTyp = syscall.S_IFDIR
 	case Symlink:
 		wantTyp = syscall.S_IFLNK
+	case FIFO:
+		wantTyp = syscall.S_IFIFO
 	default:
 		add("%s: unknown kind %q", e.Path, e.Kind)
 		return
