@@ -78,8 +78,10 @@ func TestSymlinkEscape(t *testing.T) {
 		var eo fuse.EntryOut
 		var oo fuse.OpenOut
 		for _, name := range []string{"victimlink", "dangle"} {
-			if e := fs.Create(root, RootID, nm(name), &fuse.CreateIn{Flags: unix.O_RDWR | unix.O_TRUNC, Mode: 0o644}, &eo, &oo); e != unix.EBADF {
-				t.Errorf("Create(%s) = %v, want EBADF", name, e)
+			for _, fl := range []uint32{unix.O_RDWR | unix.O_TRUNC, unix.O_PATH} {
+				if e := fs.Create(root, RootID, nm(name), &fuse.CreateIn{Flags: fl, Mode: 0o644}, &eo, &oo); e != unix.EBADF {
+					t.Errorf("Create(%s, %#x) = %v, want EBADF", name, fl, e)
+				}
 			}
 		}
 		if b, _ := os.ReadFile(join(outside, "victim")); string(b) != "secret" {

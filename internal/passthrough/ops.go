@@ -406,7 +406,9 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 	if e := fs.switchCreds(c, &g); e != 0 {
 		return e
 	}
-	cflags := int(cin.Flags)&^unix.O_APPEND | unix.O_CREAT | unix.O_EXCL
+	// O_PATH would make openat ignore O_CREAT and O_EXCL (openat2 refuses
+	// it), so it is dropped; a Linux guest never sends it.
+	cflags := int(cin.Flags)&^(unix.O_APPEND|unix.O_PATH) | unix.O_CREAT | unix.O_EXCL
 	fd, e := fs.openName(p.fd, name, cflags, cin.Mode)
 	g.restore()
 
