@@ -75,6 +75,8 @@ type Handler struct {
 	prefix string
 	// group is the dotted group prefix for keys, empty or ending in '.'.
 	group string
+	// target is printed after the level: Target or Target::module.
+	target string
 	// now returns the timestamp of a record whose Time is zero.
 	now func() time.Time
 }
@@ -87,7 +89,7 @@ type output struct {
 
 // NewHandler returns a Handler writing records that pass f to w.
 func NewHandler(w io.Writer, f Filter) *Handler {
-	return &Handler{out: &output{w: w}, filter: f, now: time.Now}
+	return &Handler{out: &output{w: w}, filter: f, target: Target, now: time.Now}
 }
 
 // Enabled implements slog.Handler.Enabled.
@@ -114,7 +116,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		buf = append(buf, ' ')
 	}
 	buf = append(buf, ' ')
-	buf = append(buf, Target...)
+	buf = append(buf, h.target...)
 	buf = append(buf, "] "...)
 	buf = append(buf, r.Message...)
 	buf = append(buf, h.prefix...)
@@ -202,4 +204,17 @@ func needsQuote(s string) bool {
 		}
 	}
 	return false
+}
+
+// WithModule returns a logger like l whose records name module in their
+// target, as in "[... WARN  virtiofsd::limits] ...". Loggers whose handler
+// is not a *Handler are returned unchanged.
+func WithModule(l *slog.Logger, module string) *slog.Logger {
+	h, ok := l.Handler().(*Handler)
+	if !ok {
+		return l
+	}
+	h2 := *h
+	h2.target = Target + "::" + module
+	return slog.New(&h2)
 }

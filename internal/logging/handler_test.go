@@ -172,3 +172,22 @@ func TestConcurrentLinesDoNotInterleave(t *testing.T) {
 		}
 	}
 }
+
+func TestWithModule(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(fixedHandler(&buf, Filter{Level: slog.LevelInfo}))
+	WithModule(l.With("a", 1), "limits").Warn("m")
+	l.Info("n")
+	want := "[2026-11-27T01:03:24Z WARN  virtiofsd::limits] m a=1\n[2026-11-27T01:03:24Z INFO  virtiofsd] n\n"
+	got := buf.String()
+	// Replace both timestamps, which slog takes from the clock.
+	lines := strings.SplitAfter(got, "\n")
+	for i, line := range lines {
+		if len(line) > 21 {
+			lines[i] = "[2026-11-27T01:03:24Z" + line[21:]
+		}
+	}
+	if got = strings.Join(lines, ""); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

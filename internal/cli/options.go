@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// CachePolicy is the --cache value.
+type CachePolicy int
+
+// Cache policies, in the order of the reference's help text.
+const (
+	CacheAuto CachePolicy = iota
+	CacheAlways
+	CacheNever
+	CacheMetadata
+)
+
+// SandboxMode is the --sandbox value.
+type SandboxMode int
+
+// Sandbox modes.
+const (
+	SandboxNamespace SandboxMode = iota
+	SandboxChroot
+	SandboxNone
+)
+
+func (m SandboxMode) String() string {
+	return [...]string{"namespace", "chroot", "none"}[m]
+}
+
+// SeccompAction is the --seccomp value.
+type SeccompAction int
+
+// Seccomp actions.
+const (
+	SeccompKill SeccompAction = iota
+	SeccompNone
+	SeccompLog
+	SeccompTrap
+)
+
+func (a SeccompAction) String() string {
+	return [...]string{"kill", "none", "log", "trap"}[a]
+}
+
+// InodeFileHandles is the --inode-file-handles value.
+type InodeFileHandles int
+
+// Inode file handle modes. FileHandlesFallback is the deprecated spelling of
+// FileHandlesPrefer; it is kept apart only to emit the deprecation warning.
+const (
+	FileHandlesPrefer InodeFileHandles = iota
+	FileHandlesNever
+	FileHandlesMandatory
+	FileHandlesFallback
+)
+
+func (m InodeFileHandles) String() string {
+	return [...]string{"prefer", "never", "mandatory", "fallback"}[m]
+}
+
+// Options is the parsed command line. Fields hold the effective values
+// after -o compat items have been applied.
+type Options struct {
+	SharedDir    string // empty if neither --shared-dir nor -o source= was given
+	SharedDirSet bool
+	Tag          string // empty: no tag
+	// Socket is --socket, SocketPath --socket-path; empty if absent.
+	Socket, SocketPath string
+	SocketGroup        string
+	FD                 int
+	FDSet              bool
+	ThreadPoolSize     int
+
+	Xattr, PosixACL bool
+	Xattrmap        string
+	XattrmapSet     bool
+	Sandbox         SandboxMode
+	Readonly        bool
+	Seccomp         SeccompAction
+	// AnnounceSubmounts is false after --no-announce-submounts (unless a
+	// later --announce-submounts overrides it).
+	AnnounceSubmounts bool
+	InodeFileHandles  InodeFileHandles
+	Cache             CachePolicy
+	AllowMmap         bool
+	NoReaddirplus     bool
+	Writeback         bool
+	AllowDirectIO     bool
+
+	PrintCapabilities bool
+	Modcaps           string
+	ModcapsSet        bool
+	LogLevel          slog.Level // logging.LevelOff for "off"
+	Syslog            bool
+	RlimitNofile      uint64
+	RlimitNofileSet   bool
+
+	// Compat holds the -o values in command-line order.
+	Compat []string
+	// Debug is -d, Foreground -f.
+	Debug, Foreground bool
+	KillprivV2        bool
+	SecurityLabel     bool
+
+	UIDMap, GIDMap             []string
+	TranslateUID, TranslateGID []string
+	PreserveNoatime            bool
+
+	MigrationMode          string
+	MigrationOnError       string
+	MigrationVerifyHandles bool
+	MigrationConfirmPaths  bool
+
+	// given records the options that appeared on the command line, by
+	// long name (or "o", "d", "f"), including those set through -o.
+	given map[string]bool
+}
+
+// Given reports whether the option with long name name (without dashes;
+// "o", "d" or "f" for the short-only options) was given, directly or
+// through a -o compat item.
+func (o *Options) Given(name string) bool { return o.given[name] }
+
+// ListenPath returns the socket path to create: --socket-path, else
+// --socket. deprecated reports that the path came from --socket.
+func (o *Options) ListenPath() (path string, deprecated bool) {
+	if o.SocketPath != "" || o.given["socket-path"] {
+		return o.SocketPath, false
+	}
+	return o.Socket, o.given["socket"]
+}
+
+// Readdirplus reports whether READDIRPLUS is offered.
+func (o *Options) Readdirplus() bool {
+	return o.Cache != CacheNever && !o.NoReaddirplus
+}
+
+// Unsupported returns one message per option on the command line that this
+// daemon does not implement yet. Options whose given value is the behaviour
+// the daemon has anyway are accepted; so are --sandbox=none and
+// --seccomp=none, while the implicit defaults (namespace, kill) are reported
+// by Unsandboxed.
+func (o *Options) Unsupported() []string {
+	var msgs []string
+	refuse := func(format string, args ...any) {
+		msgs = append(msgs, fmt.Sprintf(format, args...)+" is not supported yet")
+	}
+	flags := []struct {
+		on   bool
+		name string
+	}{
+		{o.Xattr, "--xattr"},
+		{o.PosixACL, "--posix-acl"},
+		{o.XattrmapSet, "--xattrmap"},
+		{o.Readonly, "--readonly"},
+		{o.ModcapsSet, "--modcaps"},
+		{o.KillprivV2, "--killpriv-v2"},
+		{o.SecurityLabel, "--security-label"},
+		{len(o.UIDMap) > 0, "--uid-map"},
+		{len(o.GIDMap) > 0, "--gid-map"},
+		{len(o.TranslateUID) > 0, "--translate-uid"},
+		{len(o.TranslateGID) > 0, "--translate-gid"},
+		{o.MigrationVerifyHandles, "--migration-verify-handles"},
+		{o.MigrationConfirmPaths, "--migration-confirm-paths"},
+	}
+	for _, f := range flags {
+		if f.on {
+			refuse("%s", f.name)
+		}
+	}
+	if o.given["sandbox"] && o.Sandbox != SandboxNone {
+		refuse("--sandbox=%s", o.Sandbox)
+	}
+	if o.given["seccomp"] && o.Seccomp != SeccompNone {
+		refuse("--seccomp=%s", o.Seccomp)
+	}
+	// Inodes are always held as O_PATH descriptors, which is the "never"
+	// mode; the file handle modes are not implemented yet.
+	if o.given["inode-file-handles"] && o.InodeFileHandles != FileHandlesNever {
+		refuse("--inode-file-handles=%s", o.InodeFileHandles)
+	}
+	if o.MigrationMode != "find-paths" {
+		refuse("--migration-mode=%s", o.MigrationMode)
+	}
+	if o.MigrationOnError != "abort" {
+		refuse("--migration-on-error=%s", o.MigrationOnError)
+	}
+	return msgs
+}
+
+// Unsandboxed returns warnings for the isolation the reference daemon would
+// set up by default but this daemon does not implement yet. It is empty when
+// --sandbox=none and --seccomp=none were given.
+func (o *Options) Unsandboxed() []string {
+	var w []string
+	if !o.given["sandbox"] {
+		w = append(w, "Sandboxing is not supported yet: the daemon runs unsandboxed, as with --sandbox=none, "+
+			"and can reach the whole host file system; pass --sandbox=none to acknowledge")
+	}
+	if !o.given["seccomp"] {
+		w = append(w, "System call filtering is not supported yet: the daemon runs without a seccomp filter, "+
+			"as with --seccomp=none; pass --seccomp=none to acknowledge")
+	}
+	return w
+}
