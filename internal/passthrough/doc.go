@@ -58,5 +58,23 @@
 // close(2) of a descriptor whose last reference was dropped (done after
 // unlocking). handle.io is taken without either table lock held.
 //
+// # Differences from the reference daemon
+//
+//   - Names are checked again (EINVAL for "", ".", "..", names with '/' or
+//     without their terminating NUL) before any system call.
+//   - CREATE builds the new entry from the descriptor it created instead of
+//     looking the name up again, so entry and handle always name the same
+//     object; O_PATH is removed from CREATE flags because it would make
+//     openat ignore O_CREAT|O_EXCL.
+//   - When CREATE falls back to opening an existing file and that open
+//     fails, the lookup count the fallback took is given back.
+//   - Credential switching always undoes everything it did: the
+//     supplementary group list is restored even when no uid/gid switch
+//     happened, and the gid is restored when the uid switch fails. If a
+//     restore fails the process exits with status 1 rather than serve
+//     requests with a guest user's identity.
+//   - Reads and writes never transfer more than the requested size, and
+//     vectors longer than IOV_MAX are split over several calls.
+//
 // Scope: Linux, little-endian amd64 and arm64.
 package passthrough

@@ -2,6 +2,7 @@ package passthrough
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,7 +29,8 @@ func requireRoot(t testing.TB) {
 func nm(s string) fuse.Name { return fuse.Name(append([]byte(s), 0)) }
 
 func testConfig(dir string) Config {
-	return Config{Root: dir, Cache: CacheAuto, Readdirplus: true, AnnounceSubmounts: true, FDBudget: 1000}
+	return Config{Root: dir, Cache: CacheAuto, Readdirplus: true, AnnounceSubmounts: true, FDBudget: 1000,
+		Log: slog.New(slog.DiscardHandler)}
 }
 
 // newTestFS returns an initialised FS over a fresh temporary directory.
