@@ -263,3 +263,53 @@ func TestConcurrentLookupForget(t *testing.T) {
 		t.Errorf("inodes left = %d, want 1 (the root)", n)
 	}
 }
+
+// TestDestroyWhileBusy runs requests concurrently with DESTROY and INIT:
+// nothing may crash or race, and once everything is dropped no descriptor
+// is left open.
+func TestDestroyWhileBusy(t *testing.T) {
+	fs, dir := newTestFS(t, nil)
+	writeFile(t, join(dir, "f"), "0123456789")
+	base := openFDs(t)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := 0; g < 3; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 16)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var eo fuse.EntryOut
+				if fs.Lookup(root, RootID, nm("f"), &eo) != 0 {
+					continue
+				}
+				var oo fuse.OpenOut
+				if fs.Open(root, eo.NodeID, &fuse.OpenIn{Flags: unix.O_RDONLY}, &oo) == 0 {
+					fs.Read(root, eo.NodeID, &fuse.ReadIn{Fh: oo.Fh, Size: 16}, [][]byte{buf})
+					fs.Release(root, eo.NodeID, &fuse.ReleaseIn{Fh: oo.Fh})
+				}
+				fs.Forget(eo.NodeID, 1)
+			}
+		}()
+	}
+	for i := 0; i < 100; i++ {
+		fs.Destroy()
+		if _, e := fs.Init(allCaps); e != 0 {
+			t.Errorf("Init = %v", e)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	fs.Destroy()
+	if got := openFDs(t); got != base-1 {
+		t.Errorf("open fds after Destroy = %d, want %d", got, base-1)
+	}
+	if n := fs.fdUsed.Load(); n != 0 {
+		t.Errorf("fd slots still charged: %d", n)
+	}
+}

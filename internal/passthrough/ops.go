@@ -538,6 +538,9 @@ func (fs *FS) Statfs(c *fuse.Context, nodeid uint64, out *fuse.StatfsOut) unix.E
 	out.Bsize = uint32(st.Bsize)
 	out.Namelen = uint32(st.Namelen)
 	out.Frsize = uint32(st.Frsize)
+	if out.Frsize == 0 { // as fstatvfs(3) reports it
+		out.Frsize = out.Bsize
+	}
 	return 0
 }
 
