@@ -202,20 +202,35 @@ func (c *Conn) RecvReply(request uint32) ([]byte, error) {
 	return m.Payload, nil
 }
 
-// WaitClosed waits until the back-end closes the connection. Unexpected
-// messages are an error.
-func (c *Conn) WaitClosed(timeout time.Duration) error {
+// WaitClosed waits until the back-end closes the connection and returns
+// the messages (for example a failure ack) it sent before closing.
+func (c *Conn) WaitClosed(timeout time.Duration) ([]Message, error) {
 	deadline := time.Now().Add(timeout)
-	var b [64]byte
-	_, err := c.readFull(b[:1], deadline)
-	if errors.Is(err, ErrClosed) {
-		return nil
+	var msgs []Message
+	for {
+		var hdr [HeaderSize]byte
+		n, err := c.readFull(hdr[:], deadline)
+		if errors.Is(err, ErrClosed) && n == 0 {
+			return msgs, nil
+		}
+		if err != nil {
+			return msgs, fmt.Errorf("wait for close: %w", err)
+		}
+		m := Message{Request: binary.LittleEndian.Uint32(hdr[0:]), Flags: binary.LittleEndian.Uint32(hdr[4:])}
+		size := binary.LittleEndian.Uint32(hdr[8:])
+		if size > MaxPayload {
+			return msgs, fmt.Errorf("wait for close: message with payload size %d", size)
+		}
+		m.Payload = make([]byte, size)
+		if _, err := c.readFull(m.Payload, deadline); err != nil {
+			return msgs, fmt.Errorf("wait for close: %w", err)
+		}
+		msgs = append(msgs, m)
 	}
-	if err == nil {
-		return fmt.Errorf("wait for close: back-end sent unexpected data %#x", b[0])
-	}
-	return fmt.Errorf("wait for close: %w", err)
 }
+
+// SetTimeout changes the bound on every wait.
+func (c *Conn) SetTimeout(d time.Duration) { c.timeout = d }
 
 // Closed reports whether the back-end was seen closing the connection.
 func (c *Conn) Closed() bool { return c.closed }

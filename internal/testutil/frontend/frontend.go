@@ -163,6 +163,12 @@ func (fe *Frontend) Close() {
 	}
 }
 
+// SetTimeout changes the bound on every wait.
+func (fe *Frontend) SetTimeout(d time.Duration) {
+	fe.opts.Timeout = d
+	fe.Conn.SetTimeout(d)
+}
+
 // Alloc returns the allocator for request buffers.
 func (fe *Frontend) Alloc() *Allocator { return fe.alloc }
 
