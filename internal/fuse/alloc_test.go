@@ -37,7 +37,7 @@ func (nopFS) Rename(*Context, uint64, Name, uint64, Name, uint32) unix.Errno {
 	return 0
 }
 func (nopFS) Link(*Context, uint64, uint64, Name, *EntryOut) unix.Errno { return 0 }
-func (nopFS) Open(*Context, uint64, *OpenIn, *OpenOut) unix.Errno      { return 0 }
+func (nopFS) Open(*Context, uint64, *OpenIn, *OpenOut) unix.Errno       { return 0 }
 func (nopFS) Create(*Context, uint64, Name, *CreateIn, *EntryOut, *OpenOut) unix.Errno {
 	return 0
 }
@@ -58,10 +58,10 @@ func (nopFS) Write(_ *Context, _ uint64, _ *WriteIn, src [][]byte) (int, unix.Er
 	}
 	return n, 0
 }
-func (nopFS) Statfs(*Context, uint64, *StatfsOut) unix.Errno        { return 0 }
-func (nopFS) Release(*Context, uint64, *ReleaseIn) unix.Errno       { return 0 }
-func (nopFS) Flush(*Context, uint64, *FlushIn) unix.Errno           { return 0 }
-func (nopFS) Fsync(*Context, uint64, *FsyncIn) unix.Errno           { return 0 }
+func (nopFS) Statfs(*Context, uint64, *StatfsOut) unix.Errno         { return 0 }
+func (nopFS) Release(*Context, uint64, *ReleaseIn) unix.Errno        { return 0 }
+func (nopFS) Flush(*Context, uint64, *FlushIn) unix.Errno            { return 0 }
+func (nopFS) Fsync(*Context, uint64, *FsyncIn) unix.Errno            { return 0 }
 func (nopFS) Opendir(*Context, uint64, *OpenIn, *OpenOut) unix.Errno { return 0 }
 func (nopFS) Readdir(_ *Context, _ uint64, _ *ReadIn, buf []byte) (int, unix.Errno) {
 	return 0, 0
