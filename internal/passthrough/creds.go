@@ -23,12 +23,13 @@ type credGuard struct {
 }
 
 // switchCreds gives the calling OS thread the requesting guest user's
-// effective uid and gid, and its supplementary group if the request carries
-// one, the way the reference daemon does it:
+// effective uid and gid, and its supplementary groups if the request
+// carries the FUSE_EXT_GROUPS extension, the way the reference daemon does
+// it:
 //
 //   - uid 0 and the daemon's own euid are not switched (likewise for gids);
-//   - the supplementary group replaces the thread's list even when no
-//     switch happens;
+//   - the request's supplementary groups replace the thread's list even
+//     when no switch happens (all of them: the reference accepts only one);
 //   - a uid switch clears the effective capabilities (the saved uid stays
 //     0, so the permitted set is kept); unless the guest negotiated
 //     FUSE_CREATE_SUPP_GROUP, CAP_DAC_OVERRIDE is raised again because the
@@ -53,8 +54,12 @@ func (fs *FS) switchCreds(c *fuse.Context, g *credGuard) unix.Errno {
 			}
 			g.groups = g.groups[:n]
 		}
-		gid := [1]uint32{c.SuppGID}
-		if e := sysSetgroups(gid[:]); e != 0 {
+		one := [1]uint32{c.SuppGID}
+		gids := c.SuppGIDs
+		if len(gids) == 0 {
+			gids = one[:]
+		}
+		if e := sysSetgroups(gids); e != 0 {
 			return e
 		}
 		g.setGroups = true

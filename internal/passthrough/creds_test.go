@@ -134,6 +134,12 @@ func TestCredentialsSuppGroup(t *testing.T) {
 			t.Errorf("Mkdir with the supplementary group = %v", e)
 		}
 		checkThreadRestored(t, groups)
+		// Several groups in one extension are all honoured.
+		c = &fuse.Context{UID: 1234, GID: 5678, SuppGID: 77, HasSuppGID: true, SuppGIDs: []uint32{77, 4242}}
+		if e := fs.Mkdir(c, g, nm("second"), &fuse.MkdirIn{Mode: 0o755}, &eo); e != 0 {
+			t.Errorf("Mkdir with the group second in the list = %v", e)
+		}
+		checkThreadRestored(t, groups)
 		// The group is dropped even when no uid/gid switch happens.
 		c = &fuse.Context{UID: 0, GID: 0, SuppGID: 4242, HasSuppGID: true}
 		if e := fs.Mkdir(c, g, nm("root"), &fuse.MkdirIn{Mode: 0o755}, &eo); e != 0 {

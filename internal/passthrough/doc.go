@@ -44,8 +44,8 @@
 // # Credentials
 //
 // MKNOD, MKDIR, SYMLINK and the creating open of CREATE run with the
-// requesting guest user's effective uid and gid (and its supplementary group,
-// when the request carries one), so that new objects belong to that user.
+// requesting guest user's effective uid and gid (and its supplementary groups,
+// when the request carries them), so that new objects belong to that user.
 // Credentials are per OS thread in Linux: the caller runs every method on a
 // goroutine locked to its thread, and this package changes them only with
 // raw setresuid/setresgid/setgroups/capset system calls, restoring them
