@@ -86,10 +86,12 @@ type FileSystem interface {
 	// Read reads at in.Offset straight into dst, guest memory trimmed to
 	// in.Size bytes in total, and returns the byte count (short at EOF).
 	// The Server lowers in.Size to the writable space the guest supplied
-	// when that is smaller than the size it asked for.
+	// when that is smaller than the size it asked for. dst has no empty
+	// slices but may have more than IOV_MAX of them.
 	Read(c *Context, nodeid uint64, in *ReadIn, dst [][]byte) (int, unix.Errno)
 	// Write writes src, guest memory holding exactly in.Size bytes, at
-	// in.Offset and returns the byte count.
+	// in.Offset and returns the byte count. src has no empty slices but
+	// may have more than IOV_MAX of them.
 	Write(c *Context, nodeid uint64, in *WriteIn, src [][]byte) (int, unix.Errno)
 	Statfs(c *Context, nodeid uint64, out *StatfsOut) unix.Errno
 	Release(c *Context, nodeid uint64, in *ReleaseIn) unix.Errno
