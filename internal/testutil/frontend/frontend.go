@@ -238,6 +238,24 @@ func (fe *Frontend) GetU64(req uint32) (uint64, error) {
 // Handshake runs the QEMU-style vhost-user set-up: feature and protocol
 // negotiation, ownership, memory, then every queue.
 func (fe *Frontend) Handshake() error {
+	if err := fe.Negotiate(); err != nil {
+		return err
+	}
+	if err := fe.SendMemory(fe.opts.MemMode); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	for _, q := range fe.Queues {
+		if err := fe.StartQueue(q); err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+	}
+	return nil
+}
+
+// Negotiate runs the first part of Handshake: GET_FEATURES,
+// GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, SET_OWNER, GET_QUEUE_NUM,
+// GET_MAX_MEM_SLOTS and SET_FEATURES.
+func (fe *Frontend) Negotiate() error {
 	var err error
 	if fe.Features, err = fe.GetU64(VHOST_USER_GET_FEATURES); err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -287,14 +305,6 @@ func (fe *Frontend) Handshake() error {
 	}
 	if err := fe.Request(VHOST_USER_SET_FEATURES, u64(fe.AckedFeatures), nil); err != nil {
 		return fmt.Errorf("handshake: set features: %w", err)
-	}
-	if err := fe.SendMemory(fe.opts.MemMode); err != nil {
-		return fmt.Errorf("handshake: %w", err)
-	}
-	for _, q := range fe.Queues {
-		if err := fe.StartQueue(q); err != nil {
-			return fmt.Errorf("handshake: %w", err)
-		}
 	}
 	return nil
 }
