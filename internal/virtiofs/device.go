@@ -1,34 +1,150 @@
 package virtiofs
 
 import (
+	"encoding/binary"
+	"fmt"
 	"log/slog"
+	"unicode/utf8"
 
 	"virtiofsd/internal/fuse"
+	"virtiofsd/internal/linux"
+	"virtiofsd/internal/vhostuser"
 )
+
+// Feature bits offered to the front-end (spec/vhost.md §1.4).
+const (
+	// features = VHOST_F_LOG_ALL | INDIRECT_DESC | EVENT_IDX |
+	// PROTOCOL_FEATURES | VERSION_1 = 0x1_7400_0000.
+	features = vhostuser.VHOST_F_LOG_ALL | vhostuser.VIRTIO_RING_F_INDIRECT_DESC |
+		vhostuser.VIRTIO_RING_F_EVENT_IDX | vhostuser.VHOST_USER_F_PROTOCOL_FEATURES |
+		vhostuser.VIRTIO_F_VERSION_1
+
+	// protocolFeatures = MQ | REPLY_ACK | BACKEND_REQ | BACKEND_SEND_FD |
+	// RESET_DEVICE | CONFIGURE_MEM_SLOTS = 0xA429. LOG_SHMFD and
+	// DEVICE_STATE are added with live migration; CONFIG only with a tag.
+	protocolFeatures = vhostuser.VHOST_USER_PROTOCOL_F_MQ | vhostuser.VHOST_USER_PROTOCOL_F_REPLY_ACK |
+		vhostuser.VHOST_USER_PROTOCOL_F_BACKEND_REQ | vhostuser.VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD |
+		vhostuser.VHOST_USER_PROTOCOL_F_RESET_DEVICE | vhostuser.VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS
+)
+
+// Config space layout (virtio v1.2 §5.11.4).
+const (
+	tagSize    = 36
+	configSize = tagSize + 4 // tag + num_request_queues (no notify_buf_size)
+)
+
+// Queue layout: 0 = hiprio, 1.. = request queues (spec/vhost.md §1.7).
+const defaultRequestQueues = 1
 
 // Config configures a Device.
 type Config struct {
 	// Tag, if non-empty, is served in the config space and enables the
-	// vhost-user CONFIG protocol feature.
+	// vhost-user CONFIG protocol feature. At most 36 bytes of UTF-8.
 	Tag string
-	// ThreadPoolSize is the number of worker threads per request queue;
-	// 0 runs requests inline on the queue's own worker.
+	// ThreadPoolSize is the number of request threads shared by all queues
+	// of the device; 0 runs requests inline on each queue's own thread.
 	ThreadPoolSize int
-	Log            *slog.Logger
+	// Log receives the device's log messages; nil discards them.
+	Log *slog.Logger
 }
 
 // Device is the virtio-fs vhost-user back-end.
 type Device struct {
-	srv *fuse.Server
-	cfg Config
+	h             requestHandler
+	cfg           Config
+	log           *slog.Logger
+	requestQueues int
 }
 
 // New returns a Device serving srv.
-func New(srv *fuse.Server, cfg Config) *Device { return &Device{srv: srv, cfg: cfg} }
+func New(srv *fuse.Server, cfg Config) *Device { return newDevice(fuseHandler{srv}, cfg) }
+
+func newDevice(h requestHandler, cfg Config) *Device {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Device{h: h, cfg: cfg, log: log, requestQueues: defaultRequestQueues}
+}
+
+func (d *Device) validate() error {
+	if len(d.cfg.Tag) > tagSize || !utf8.ValidString(d.cfg.Tag) {
+		return fmt.Errorf("invalid tag %q: must be at most %d bytes of UTF-8", d.cfg.Tag, tagSize)
+	}
+	if d.cfg.ThreadPoolSize < 0 {
+		return fmt.Errorf("invalid thread pool size %d", d.cfg.ThreadPoolSize)
+	}
+	return nil
+}
+
+// numQueues returns hiprio plus the request queues.
+func (d *Device) numQueues() int { return 1 + d.requestQueues }
 
 // Serve runs the vhost-user protocol on the connected socket connFD, which it
 // takes ownership of. It returns nil when the front-end disconnects and an
-// error on a protocol error; either way the connection is closed.
+// error on a protocol error; either way the connection is closed, every
+// queue worker has stopped and guest memory has been released.
 func (d *Device) Serve(connFD int) error {
-	panic("virtiofs: Serve is being written (issue 2)")
+	if err := d.validate(); err != nil {
+		linux.Close(connFD)
+		return err
+	}
+	// Every request thread gets its own fs context; refuse to start if the
+	// sandbox forbids it (spec/fs.md §1.8 step 19).
+	if err := linux.ProbeUnshareFS(); err != nil {
+		linux.Close(connFD)
+		return fmt.Errorf("start request threads: %w", err)
+	}
+	b := &backend{d: d, workers: make([]*queueWorker, d.numQueues())}
+	if d.cfg.ThreadPoolSize > 0 {
+		p, err := startPool(d.h, d.cfg.ThreadPoolSize, d.log)
+		if err != nil {
+			linux.Close(connFD)
+			return err
+		}
+		b.pool = p
+		defer p.stop()
+	}
+	return vhostuser.Serve(connFD, b, d.log)
 }
+
+// backend implements vhostuser.Backend for one connection.
+type backend struct {
+	d       *Device
+	pool    *pool          // nil in serial mode
+	workers []*queueWorker // nil entries: queue not started
+}
+
+var _ vhostuser.Backend = (*backend)(nil)
+
+// Features implements vhostuser.Backend.Features.
+func (b *backend) Features() uint64 { return features }
+
+// ProtocolFeatures implements vhostuser.Backend.ProtocolFeatures.
+func (b *backend) ProtocolFeatures() uint64 {
+	if b.d.cfg.Tag != "" {
+		return protocolFeatures | vhostuser.VHOST_USER_PROTOCOL_F_CONFIG
+	}
+	return protocolFeatures
+}
+
+// NumQueues implements vhostuser.Backend.NumQueues.
+func (b *backend) NumQueues() int { return b.d.numQueues() }
+
+// ReadConfig implements vhostuser.Backend.ReadConfig.
+func (b *backend) ReadConfig(p []byte, off uint32) bool {
+	if b.d.cfg.Tag == "" {
+		return false
+	}
+	var cfg [configSize]byte
+	copy(cfg[:tagSize], b.d.cfg.Tag)
+	binary.LittleEndian.PutUint32(cfg[tagSize:], uint32(b.d.requestQueues))
+	clear(p)
+	if uint64(off) < configSize {
+		copy(p, cfg[off:])
+	}
+	return true
+}
+
+// Reset implements vhostuser.Backend.Reset.
+func (b *backend) Reset() { b.d.h.destroy() }
