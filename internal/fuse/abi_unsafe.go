@@ -16,6 +16,18 @@ type wire interface {
 		BatchForgetIn | ForgetOne | ExtHeader | Secctx | SuppGroups
 }
 
+// Sizes of the fixed wire headers.
+const (
+	inHeaderSize  = int(unsafe.Sizeof(InHeader{}))
+	outHeaderSize = int(unsafe.Sizeof(OutHeader{}))
+)
+
+// sizeof returns the wire size of a T.
+func sizeof[T wire]() int {
+	var v T
+	return int(unsafe.Sizeof(v))
+}
+
 // decode copies the first sizeof(T) bytes of b into a T. It reports false
 // (and returns the zero T) if b is shorter. The copy is made byte-wise, so b
 // needs no particular alignment; it is safe because T is a wire type (see

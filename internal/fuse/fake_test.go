@@ -324,6 +324,25 @@ func chunk(b []byte, n int) [][]byte {
 	return bufs
 }
 
+// chunkWithEmpties splits b into buffers of n bytes with an empty buffer
+// before, between and after them, as a guest may supply zero-length
+// descriptors.
+func chunkWithEmpties(b []byte, n int) [][]byte {
+	bufs := [][]byte{b[:0:0]}
+	for _, c := range chunk(b, n) {
+		bufs = append(bufs, c, c[len(c):len(c):len(c)])
+	}
+	return bufs
+}
+
+// split splits b by chunk (n >= 0) or chunkWithEmpties (n < 0).
+func split(b []byte, n int) [][]byte {
+	if n < 0 {
+		return chunkWithEmpties(b, -n)
+	}
+	return chunk(b, n)
+}
+
 // dirent64 encodes one linux_dirent64 record.
 func dirent64(ino uint64, off int64, typ uint8, name string) []byte {
 	reclen := (19 + len(name) + 1 + 7) &^ 7

@@ -166,7 +166,8 @@ func FuzzRequest(f *testing.F) {
 		mem := bytes.Repeat([]byte{guard}, capacity+64)
 		out := mem[32 : 32+capacity]
 		orig := bytes.Clone(data)
-		n := s.NewWorker().Serve(chunk(data, int(inSplit)), chunk(out, int(outSplit)))
+		// Split sizes >= 128 (negative as int8) interleave empty buffers.
+		n := s.NewWorker().Serve(split(data, int(int8(inSplit))), split(out, int(int8(outSplit))))
 
 		if int(n) > capacity {
 			t.Fatalf("Serve() = %d, capacity %d", n, capacity)

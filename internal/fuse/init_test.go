@@ -85,7 +85,7 @@ func TestInit(t *testing.T) {
 				s.SetNegotiated(before)
 				req := request(FUSE_INIT, 0, c.body...)
 				out := make([]byte, 200)
-				n := s.NewWorker().Serve(chunk(req, sp[0]), chunk(out, sp[1]))
+				n := s.NewWorker().Serve(split(req, sp[0]), split(out, sp[1]))
 				h, o := decodeInitReply(t, out[:n])
 				if h.Unique != testUnique || int(h.Len) != int(n) {
 					t.Fatalf("reply header %+v, n %d", h, n)

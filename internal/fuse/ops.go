@@ -3,7 +3,6 @@ package fuse
 import (
 	"bytes"
 	"strconv"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,12 +24,6 @@ type op struct {
 	// handle runs the request and returns the errno to reply with; on
 	// success it has set the reply payload.
 	handle func(w *Worker) unix.Errno
-}
-
-// sizeof returns the wire size of a T.
-func sizeof[T wire]() int {
-	var v T
-	return int(unsafe.Sizeof(v))
 }
 
 // ops is the dispatch table, indexed by opcode. Opcodes without a handler

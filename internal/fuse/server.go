@@ -5,15 +5,8 @@ import (
 	"os"
 	"runtime/debug"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
-)
-
-// Sizes of the fixed wire headers.
-const (
-	inHeaderSize  = int(unsafe.Sizeof(InHeader{}))
-	outHeaderSize = int(unsafe.Sizeof(OutHeader{}))
 )
 
 // Options configures a Server.

@@ -27,7 +27,7 @@ type tcase struct {
 // splits are the (in, out) buffer sizes each case runs with: whole
 // buffers, one byte per buffer, and awkward sizes that cut through every
 // structure.
-var splits = [][2]int{{0, 0}, {1, 1}, {3, 5}, {7, 0}, {41, 17}, {0, 1}, {1, 0}}
+var splits = [][2]int{{0, 0}, {1, 1}, {3, 5}, {7, 0}, {41, 17}, {0, 1}, {1, 0}, {-3, -5}, {-40, -16}}
 
 const guard = 0xA5
 
@@ -52,9 +52,9 @@ func serveOnce(t *testing.T, c *tcase, inSplit, outSplit int) ([]byte, *fakeFS, 
 	req := slices.Clone(c.req)
 	var outBufs [][]byte
 	if capacity > 0 {
-		outBufs = chunk(out, outSplit)
+		outBufs = split(out, outSplit)
 	}
-	n := s.NewWorker().Serve(chunk(req, inSplit), outBufs)
+	n := s.NewWorker().Serve(split(req, inSplit), outBufs)
 	if int(n) > capacity {
 		t.Fatalf("Serve() = %d, more than the capacity %d", n, capacity)
 	}
