@@ -72,6 +72,9 @@ var guestProgram = sync.OnceValues(func() (string, error) {
 })
 
 func TestMain(m *testing.M) {
+	if os.Getenv(fakeDaemonEnv) == "1" {
+		fakeDaemon()
+	}
 	code := m.Run()
 	if guestProgDir != "" {
 		os.RemoveAll(guestProgDir)
@@ -172,7 +175,9 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 	} else if out.QEMUErr != nil {
 		fail("qemu: %v", out.QEMUErr)
 	}
-	if !out.DaemonExited {
+	if out.DaemonDiedEarly {
+		fail("daemon exited while the guest was running: %v", out.DaemonErr)
+	} else if !out.DaemonExited {
 		fail("daemon did not exit within %v of QEMU closing the connection", daemonExitGrace)
 	} else if out.DaemonErr != nil {
 		fail("daemon exited with %v after QEMU closed the connection", out.DaemonErr)

@@ -152,7 +152,9 @@ type Outcome struct {
 	// left by itself once QEMU had gone (rather than being killed).
 	DaemonErr    error
 	DaemonExited bool
-	Elapsed      time.Duration
+	// DaemonDiedEarly is set when the daemon exited while QEMU still ran.
+	DaemonDiedEarly bool
+	Elapsed         time.Duration
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writers of exec.Cmd.
@@ -255,14 +257,31 @@ func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
 	}
 	qemuDone := make(chan error, 1)
 	go func() { qemuDone <- qemu.Wait() }()
+	killQEMU := func() {
+		_ = syscall.Kill(-qemu.Process.Pid, syscall.SIGKILL)
+		out.QEMUErr = <-qemuDone
+	}
 	select {
 	case out.QEMUErr = <-qemuDone:
 	case <-ctx.Done():
 		out.TimedOut = true
-		_ = syscall.Kill(-qemu.Process.Pid, syscall.SIGKILL)
-		out.QEMUErr = <-qemuDone
+		killQEMU()
+	case err := <-daemonDone:
+		// The guest cannot finish without its file system: give QEMU a
+		// moment to stop by itself, then stop it.
+		daemonGone, daemonErr = true, err
+		out.DaemonDiedEarly = true
+		select {
+		case out.QEMUErr = <-qemuDone:
+		case <-time.After(daemonExitGrace):
+			killQEMU()
+		}
 	}
 	out.Console = console.String()
+	if out.DaemonDiedEarly {
+		out.DaemonErr = daemonErr
+		return out, nil
+	}
 
 	// With QEMU gone, the daemon should notice the closed connection and exit.
 	select {

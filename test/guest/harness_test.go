@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -137,4 +138,54 @@ func TestBootTimeout(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Run() took %v after a 300ms timeout", d)
 	}
+}
+
+// TestBootDaemonDiesDuringRun checks that a daemon dying while QEMU runs is
+// reported and that QEMU is stopped without waiting for the run's timeout.
+// The daemon is this test binary in fakeDaemonEnv mode (see TestMain).
+func TestBootDaemonDiesDuringRun(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := filepath.Join(dir, "daemon")
+	script := "#!/bin/sh\n" + fakeDaemonEnv + "=1 exec " + self + " \"$@\"\n"
+	if err := os.WriteFile(daemon, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	qemu := filepath.Join(dir, "qemu")
+	if err := os.WriteFile(qemu, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := Boot{QEMU: qemu, Daemon: daemon, SharedDir: dir, WorkDir: dir, Timeout: 5 * time.Minute}
+	start := time.Now()
+	out, err := b.Run(context.Background())
+	if err != nil {
+		t.Fatalf("Run() = %v; daemon output: %s", err, out.DaemonLog)
+	}
+	if !out.DaemonDiedEarly || out.DaemonErr == nil || !strings.Contains(out.DaemonErr.Error(), "exit status 7") {
+		t.Errorf("Run() outcome: died early %v, daemon error %v; want an early exit with status 7", out.DaemonDiedEarly, out.DaemonErr)
+	}
+	if d := time.Since(start); d > daemonExitGrace+10*time.Second {
+		t.Errorf("Run() took %v, want QEMU stopped within about %v of the daemon's death", d, daemonExitGrace)
+	}
+}
+
+// fakeDaemonEnv makes the test binary act as a daemon that listens on its
+// --socket-path, then exits with status 7 half a second later.
+const fakeDaemonEnv = "GUEST_TEST_FAKE_DAEMON"
+
+func fakeDaemon() {
+	var sock string
+	for i, a := range os.Args {
+		if a == "--socket-path" && i+1 < len(os.Args) {
+			sock = os.Args[i+1]
+		}
+	}
+	if _, err := net.Listen("unix", sock); err != nil {
+		os.Exit(5)
+	}
+	time.Sleep(500 * time.Millisecond)
+	os.Exit(7)
 }
