@@ -1,0 +1,502 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/cli"
+)
+
+// binPath is the daemon built by TestMain, as a user would build it.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "virtiofsd-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "virtiofsd")
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		goTool = "go"
+	}
+	build := exec.Command(goTool, "build", "-o", binPath, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build virtiofsd: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runBinary runs bin to completion with a timeout.
+func runBinary(t *testing.T, bin string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ctx.Err() == nil:
+	default:
+		t.Fatalf("%s %q: %v (stderr %q)", bin, args, err, stderr.String())
+	}
+	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+}
+
+func runDaemon(t *testing.T, args ...string) result {
+	t.Helper()
+	return runBinary(t, binPath, nil, args...)
+}
+
+// cleanEnv is the environment without variables that change logging.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RUST_LOG=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func TestStaticBinary(t *testing.T) {
+	f, err := elf.Open(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s has a program interpreter: it is not statically linked", binPath)
+		}
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	for _, tt := range []struct {
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{[]string{"--version"}, 0, cli.Version + "\n", ""},
+		{[]string{"-V"}, 0, cli.Version + "\n", ""},
+		{[]string{"-h"}, 0, cli.ShortHelp, ""},
+		{[]string{"--help"}, 0, cli.LongHelp, ""},
+		{nil, 2, "", cli.ShortHelp},
+	} {
+		r := runDaemon(t, tt.args...)
+		if r.code != tt.code || r.stdout != tt.stdout || r.stderr != tt.stderr {
+			t.Errorf("virtiofsd %q = exit %d, stdout %.60q, stderr %.60q; want exit %d, stdout %.60q, stderr %.60q",
+				tt.args, r.code, r.stdout, r.stderr, tt.code, tt.stdout, tt.stderr)
+		}
+	}
+	if !strings.HasPrefix(cli.Version, "virtiofsd 1.13.") {
+		t.Errorf("version %q is not a 1.13 release", cli.Version)
+	}
+}
+
+func TestPrintCapabilities(t *testing.T) {
+	const want = "{\n  \"type\": \"fs\",\n  \"features\": [\n    \"migrate-precopy\",\n    \"separate-options\"\n  ]\n}\n"
+	for _, args := range [][]string{
+		{"--print-capabilities"},
+		{"--print-capabilities", "--shared-dir", "/nonexistent", "--xattr", "--sandbox", "chroot"},
+	} {
+		r := runDaemon(t, args...)
+		if r.code != 0 || r.stdout != want || r.stderr != "" {
+			t.Errorf("virtiofsd %q = exit %d, stdout %q, stderr %q; want exit 0 and the capabilities", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus"}, "error: unexpected argument '--bogus' found\n"},
+		{[]string{"--shared-dir", "/x", "--socket-path", "/y", "--cache", "fast"}, "error: invalid value 'fast' for '--cache <CACHE>': invalid cache policy\n"},
+		{[]string{"--shared-dir", "/x", "--socket-path", "/y", "--sandbox", "jail"}, "error: invalid value 'jail' for '--sandbox <SANDBOX>': Unknown sandbox mode\n"},
+		{[]string{"--shared-dir", "/x", "--socket-path", "/y", "--seccomp", "Kill"}, "error: invalid value 'Kill' for '--seccomp <SECCOMP>': Matching variant not found\n"},
+		{[]string{"--shared-dir", "/x", "--socket-path", "/y", "--log-level", "loud"},
+			"error: invalid value 'loud' for '--log-level <LOG_LEVEL>': attempted to convert a string that doesn't match an existing log level\n"},
+		{[]string{"--shared-dir", "/x", "--socket-path", "/y", "--inode-file-handles", "never"}, "error: equal sign is needed"},
+		{[]string{"--shared-dir", "/x"}, "error: the following required arguments were not provided:\n"},
+		{[]string{"--shared-dir", "/x", "--fd", "3", "--socket-path", "/y"}, "error: the argument '--fd <FD>' cannot be used with '--socket-path <SOCKET_PATH>'\n"},
+		{[]string{"--socket-path", "/y", "-o", "nonsense"}, "error: Invalid compat argument '-o nonsense'\n"},
+	} {
+		r := runDaemon(t, tt.args...)
+		if r.code != 2 || r.stdout != "" || !strings.HasPrefix(r.stderr, tt.want) ||
+			!strings.HasSuffix(r.stderr, "\nFor more information, try '--help'.\n") {
+			t.Errorf("virtiofsd %q = exit %d, stderr %q; want exit 2, stderr starting %q", tt.args, r.code, r.stderr, tt.want)
+		}
+	}
+}
+
+var logLine = regexp.MustCompile(`^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (ERROR|WARN |INFO |DEBUG|TRACE) virtiofsd(::[a-z_]+)?\] (.+)$`)
+
+// logMessages checks that every line of stderr is a log line and returns
+// "LEVEL message" for each.
+func logMessages(t *testing.T, stderr string) []string {
+	t.Helper()
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		m := logLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("stderr line %q is not in the log format", line)
+			continue
+		}
+		msgs = append(msgs, strings.TrimSpace(m[1])+" "+m[3])
+	}
+	return msgs
+}
+
+// paths returns a fresh shared directory and socket path.
+func paths(t *testing.T) (shared, sock string) {
+	dir := t.TempDir()
+	shared = filepath.Join(dir, "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return shared, filepath.Join(dir, "vfs.sock")
+}
+
+func TestRefusedOptions(t *testing.T) {
+	shared, sock := paths(t)
+	base := []string{"--shared-dir", shared, "--socket-path", sock, "--sandbox", "none", "--seccomp", "none"}
+	for _, tt := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--xattr"}, "--xattr"},
+		{[]string{"--posix-acl"}, "--posix-acl"},
+		{[]string{"--xattrmap", ":ok:all:::"}, "--xattrmap"},
+		{[]string{"--readonly"}, "--readonly"},
+		{[]string{"--modcaps=-chown"}, "--modcaps"},
+		{[]string{"--killpriv-v2"}, "--killpriv-v2"},
+		{[]string{"--security-label"}, "--security-label"},
+		{[]string{"--uid-map", ":0:1000:1:"}, "--uid-map"},
+		{[]string{"--gid-map", ":0:1000:1:"}, "--gid-map"},
+		{[]string{"--translate-uid", "map:0:1000:1"}, "--translate-uid"},
+		{[]string{"--translate-gid", "map:0:1000:1"}, "--translate-gid"},
+		{[]string{"--migration-verify-handles"}, "--migration-verify-handles"},
+		{[]string{"--migration-confirm-paths"}, "--migration-confirm-paths"},
+		{[]string{"--migration-mode", "file-handles"}, "--migration-mode=file-handles"},
+		{[]string{"--migration-on-error", "guest-error"}, "--migration-on-error=guest-error"},
+		{[]string{"--inode-file-handles=prefer"}, "--inode-file-handles=prefer"},
+		{[]string{"--inode-file-handles=fallback"}, "--inode-file-handles=fallback"},
+		{[]string{"--inode-file-handles=mandatory"}, "--inode-file-handles=mandatory"},
+		{[]string{"--sandbox", "namespace"}, "--sandbox=namespace"},
+		{[]string{"--sandbox", "chroot"}, "--sandbox=chroot"},
+		{[]string{"--seccomp", "kill"}, "--seccomp=kill"},
+		{[]string{"--seccomp", "log"}, "--seccomp=log"},
+		{[]string{"--seccomp", "trap"}, "--seccomp=trap"},
+		{[]string{"-o", "xattr"}, "--xattr"},
+		{[]string{"-o", "sandbox=chroot"}, "--sandbox=chroot"},
+		{[]string{"-o", "posix_acl"}, "--posix-acl"},
+	} {
+		r := runDaemon(t, append(append([]string{}, base...), tt.args...)...)
+		msgs := logMessages(t, r.stderr)
+		want := "ERROR " + tt.msg + " is not supported yet"
+		if r.code != 1 || len(msgs) != 1 || msgs[0] != want {
+			t.Errorf("virtiofsd ... %q = exit %d, log %q; want exit 1, log [%q]", tt.args, r.code, msgs, want)
+		}
+		if _, err := os.Lstat(sock); err == nil {
+			t.Fatalf("virtiofsd ... %q created the socket before refusing", tt.args)
+		}
+	}
+}
+
+func TestStartupErrors(t *testing.T) {
+	shared, sock := paths(t)
+	file := filepath.Join(shared, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := []string{"--sandbox", "none", "--seccomp", "none"}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--shared-dir", "/nonexistent/dir", "--socket-path", sock}, "ERROR /nonexistent/dir does not exist"},
+		{[]string{"--shared-dir", file, "--socket-path", sock}, "ERROR " + file + " is not a directory"},
+		{[]string{"--shared-dir", shared, "--socket-path", "/nonexistent/dir/vfs.sock"}, "ERROR /nonexistent/dir does not exist or is not a directory"},
+		{[]string{"--shared-dir", shared, "--socket-path", "/"}, "ERROR Invalid socket file name"},
+		{[]string{"--shared-dir", shared, "--socket-path", file + "/vfs.sock"},
+			"ERROR Error creating pid file '" + file + "/vfs.sock.pid': Not a directory (os error 20)"},
+		{[]string{"-o", "cache=auto", "--socket-path", sock}, `ERROR missing "--shared-dir" or "-o source" option`},
+		{[]string{"--shared-dir", shared, "--socket-path", sock, "--socket-group", "no-such-group-here"},
+			"ERROR Couldn't resolve the group name specified for the socket path"},
+		{[]string{"--shared-dir", shared, "--socket-path", sock, "--rlimit-nofile", "500"},
+			"ERROR Maximum number of file descriptors too small: Limit is 500, must be at least 610"},
+		{[]string{"--shared-dir", shared, "--socket-path", sock, "--rlimit-nofile", "99999999999"},
+			"ERROR Error increasing number of open files: It cannot be increased above "},
+	} {
+		r := runDaemon(t, append(tt.args, none...)...)
+		msgs := logMessages(t, r.stderr)
+		if r.code != 1 || len(msgs) != 1 || !strings.HasPrefix(msgs[0], tt.want) {
+			t.Errorf("virtiofsd %q = exit %d, log %q; want exit 1, one line starting %q", tt.args, r.code, msgs, tt.want)
+		}
+	}
+}
+
+// daemonProc is a running daemon.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	errs bytes.Buffer
+	done chan struct{}
+}
+
+func (d *daemonProc) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.errs.Write(p)
+}
+
+func (d *daemonProc) stderr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.errs.String()
+}
+
+// startDaemon starts the daemon and waits until it logs that it waits for
+// the front-end. The daemon is killed when the test ends.
+func startDaemon(t *testing.T, env []string, args ...string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{cmd: exec.Command(binPath, args...), done: make(chan struct{})}
+	d.cmd.Env = append(cleanEnv(), env...)
+	d.cmd.Stderr = d
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+	})
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(d.stderr(), "Waiting for vhost-user socket connection...") {
+		select {
+		case <-d.done:
+			t.Fatalf("daemon %q exited with %v before listening: %s", args, d.cmd.ProcessState, d.stderr())
+		case <-deadline:
+			t.Fatalf("daemon %q did not start listening: %s", args, d.stderr())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return d
+}
+
+// wait waits for the daemon to exit and returns its exit status.
+func (d *daemonProc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("daemon did not exit: %s", d.stderr())
+	}
+	return d.cmd.ProcessState.ExitCode()
+}
+
+func socketMode(t *testing.T, path string) (os.FileMode, uint32) {
+	t.Helper()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Type() != os.ModeSocket {
+		t.Fatalf("%s is %v, not a socket", path, st.Mode())
+	}
+	return st.Mode().Perm(), st.Sys().(*syscall.Stat_t).Gid
+}
+
+func TestSecondDaemonAndSignals(t *testing.T) {
+	shared, sock := paths(t)
+	args := []string{"--shared-dir", shared, "--socket-path", sock, "--sandbox", "none", "--seccomp", "none"}
+	// A stale socket file is replaced.
+	if err := os.WriteFile(sock, []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, nil, args...)
+	if mode, _ := socketMode(t, sock); mode != 0o700 {
+		t.Errorf("socket mode = %v, want 0700", mode)
+	}
+	pid, err := os.ReadFile(sock + ".pid")
+	if err != nil || string(pid) != strconv.Itoa(d.cmd.Process.Pid)+"\n" {
+		t.Errorf("pid file = %q, %v; want %d", pid, err, d.cmd.Process.Pid)
+	}
+
+	r := runDaemon(t, args...)
+	msgs := logMessages(t, r.stderr)
+	want := "ERROR Error creating pid file '" + sock + ".pid': Resource temporarily unavailable (os error 11)"
+	if r.code != 1 || len(msgs) != 1 || msgs[0] != want {
+		t.Errorf("second daemon = exit %d, log %q; want exit 1, [%q]", r.code, msgs, want)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Errorf("the second daemon removed the first one's socket: %v", err)
+	}
+
+	// SIGTERM ends the daemon with status 1 and leaves its files behind.
+	d.cmd.Process.Signal(unix.SIGTERM)
+	if code := d.wait(t); code != 1 {
+		t.Errorf("daemon exit status after SIGTERM = %d, want 1", code)
+	}
+	for _, p := range []string{sock, sock + ".pid"} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s is gone after SIGTERM: %v", p, err)
+		}
+	}
+
+	// The leftovers do not prevent a new daemon; SIGHUP ends it too.
+	d = startDaemon(t, nil, args...)
+	pid, _ = os.ReadFile(sock + ".pid")
+	if string(pid) != strconv.Itoa(d.cmd.Process.Pid)+"\n" {
+		t.Errorf("pid file = %q, want %d", pid, d.cmd.Process.Pid)
+	}
+	d.cmd.Process.Signal(unix.SIGHUP)
+	if code := d.wait(t); code != 1 {
+		t.Errorf("daemon exit status after SIGHUP = %d, want 1", code)
+	}
+}
+
+func TestSocketGroup(t *testing.T) {
+	g, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
+	if err != nil {
+		t.Skipf("no name for group %d: %v", os.Getgid(), err)
+	}
+	shared, sock := paths(t)
+	d := startDaemon(t, nil, "--shared-dir", shared, "--socket-path", sock, "--socket-group", g.Name,
+		"--sandbox", "none", "--seccomp", "none")
+	mode, gid := socketMode(t, sock)
+	if mode != 0o770 || strconv.Itoa(int(gid)) != g.Gid {
+		t.Errorf("socket mode %v group %d; want 0770 group %s", mode, gid, g.Gid)
+	}
+	d.cmd.Process.Kill()
+}
+
+func TestLogOutput(t *testing.T) {
+	shared, sock := paths(t)
+	base := []string{"--shared-dir", shared, "--socket-path", sock}
+	for _, tt := range []struct {
+		env    []string
+		args   []string
+		want   []string
+		absent []string
+	}{
+		{nil, nil, []string{
+			"WARN Sandboxing is not supported yet",
+			"WARN System call filtering is not supported yet",
+			"INFO Waiting for vhost-user socket connection...",
+		}, nil},
+		{nil, []string{"--sandbox", "none", "--seccomp", "none", "-f", "-d", "-o", "cache=auto"}, []string{
+			"WARN Use of deprecated flag '-f': This flag has no effect, please remove it",
+			"WARN Use of deprecated flag '-d': Please use the '--log-level debug' option instead",
+			"WARN Use of deprecated option format '-o': Please specify options without it (e.g., '--cache auto' instead of '-o cache=auto')",
+			"INFO Waiting for vhost-user socket connection...",
+		}, []string{"Sandboxing", "System call"}},
+		{nil, []string{"--log-level", "ERROR"}, nil, []string{"WARN", "INFO"}},
+		{[]string{"RUST_LOG=warn"}, []string{"--log-level", "debug"}, []string{"WARN Sandboxing is not supported yet"}, []string{"INFO"}},
+		{[]string{"RUST_LOG=other_crate=trace"}, nil, nil, []string{"WARN", "INFO"}},
+	} {
+		args := append(append([]string{}, base...), tt.args...)
+		d := exec.Command(binPath, args...)
+		d.Env = append(cleanEnv(), tt.env...)
+		var stderr bytes.Buffer
+		d.Stderr = &stderr
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the socket exists, or the lack of output is all
+		// there is to see.
+		for i := 0; i < 500; i++ {
+			if _, err := os.Lstat(sock); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		d.Process.Kill()
+		d.Wait()
+		os.Remove(sock)
+		msgs := strings.Join(logMessages(t, stderr.String()), "\n")
+		for _, w := range tt.want {
+			if !strings.Contains(msgs, w) {
+				t.Errorf("env %q args %q: log %q lacks %q", tt.env, tt.args, msgs, w)
+			}
+		}
+		for _, a := range tt.absent {
+			if strings.Contains(msgs, a) {
+				t.Errorf("env %q args %q: log %q contains %q", tt.env, tt.args, msgs, a)
+			}
+		}
+	}
+}
+
+func TestConnectAndDisconnect(t *testing.T) {
+	shared, sock := paths(t)
+	d := startDaemon(t, nil, "--shared-dir", shared, "--socket-path", sock, "--sandbox", "none", "--seccomp", "none")
+	c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(c, &unix.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	// With --sandbox=none the socket path is removed once connected.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Lstat(sock); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket path still exists after the connection: %s", d.stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	unix.Close(c)
+	code := d.wait(t)
+	msgs := logMessages(t, d.stderr())
+	const connected, disconnected = "INFO Client connected, servicing requests", "INFO Client disconnected, shutting down"
+	if code != 0 || !slices.Contains(msgs, connected) || len(msgs) == 0 || msgs[len(msgs)-1] != disconnected {
+		t.Errorf("daemon = exit %d, log %q; want exit 0, %q and last %q", code, msgs, connected, disconnected)
+	}
+}
