@@ -1,6 +1,10 @@
 package fuse
 
-import "golang.org/x/sys/unix"
+import (
+	"log/slog"
+
+	"golang.org/x/sys/unix"
+)
 
 // knownFlags are the INIT flags the reference daemon knows (bits 0-34, 36
 // and 40); the others are discarded from the kernel's offer before
@@ -18,7 +22,7 @@ const alwaysFlags = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_BIG_WRITES |
 func doInit(w *Worker) unix.Errno {
 	in, _ := decode[InitIn](w.body)
 	if in.Major < KernelVersion {
-		w.s.log.Error("unsupported fuse protocol version", "major", in.Major, "minor", in.Minor)
+		w.s.limited(slog.LevelError, "unsupported fuse protocol version", "major", in.Major, "minor", in.Minor)
 		return unix.EPROTO
 	}
 	w.initOut = InitOut{}
@@ -30,7 +34,7 @@ func doInit(w *Worker) unix.Errno {
 		return 0
 	}
 	if in.Minor < MinKernelMinor {
-		w.s.log.Error("unsupported fuse protocol version", "major", in.Major, "minor", in.Minor)
+		w.s.limited(slog.LevelError, "unsupported fuse protocol version", "major", in.Major, "minor", in.Minor)
 		return unix.EPROTO
 	}
 	offered := uint64(in.Flags)

@@ -1,6 +1,8 @@
 package fuse
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -40,12 +42,16 @@ func (r *rateLimiter) allow(now time.Time) (ok bool, suppressed int) {
 
 // warn logs a rate-limited warning about guest input. Only error paths call
 // it; building args may allocate.
-func (s *Server) warn(msg string, args ...any) {
+func (s *Server) warn(msg string, args ...any) { s.limited(slog.LevelWarn, msg, args...) }
+
+// limited logs a rate-limited line at level. All lines a guest can trigger
+// at will go through it.
+func (s *Server) limited(level slog.Level, msg string, args ...any) {
 	ok, suppressed := s.limiter.allow(time.Now())
 	if suppressed > 0 {
-		s.log.Warn("suppress repeated warnings", "count", suppressed)
+		s.log.Warn("suppress repeated log lines", "count", suppressed)
 	}
 	if ok {
-		s.log.Warn(msg, args...)
+		s.log.Log(context.Background(), level, msg, args...)
 	}
 }

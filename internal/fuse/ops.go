@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"bytes"
+	"log/slog"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -183,7 +184,7 @@ func doReadlink(w *Worker) unix.Errno {
 		return errno
 	}
 	if n < 0 || n > len(w.linkbuf) {
-		w.s.log.Error("file system returned a bad readlink length", "len", n)
+		w.s.limited(slog.LevelError, "file system returned a bad readlink length", "len", n)
 		return unix.EIO
 	}
 	if outHeaderSize+n > w.outCap {
@@ -332,7 +333,7 @@ func doRead(w *Worker) unix.Errno {
 		return errno
 	}
 	if got < 0 || got > n {
-		w.s.log.Error("file system returned a bad read length", "len", got, "size", n)
+		w.s.limited(slog.LevelError, "file system returned a bad read length", "len", got, "size", n)
 		return unix.EIO
 	}
 	w.dataLen = got
@@ -355,7 +356,7 @@ func doWrite(w *Worker) unix.Errno {
 		return errno
 	}
 	if got < 0 || got > size {
-		w.s.log.Error("file system returned a bad write length", "len", got, "size", size)
+		w.s.limited(slog.LevelError, "file system returned a bad write length", "len", got, "size", size)
 		return unix.EIO
 	}
 	w.writeOut = WriteOut{Size: uint32(got)}

@@ -3,6 +3,7 @@ package fuse
 import (
 	"bytes"
 	"encoding/binary"
+	"log/slog"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,7 +44,7 @@ func (w *Worker) readdir(plus bool) unix.Errno {
 		return errno
 	}
 	if n < 0 || n > size {
-		w.s.log.Error("file system returned a bad readdir length", "len", n, "size", size)
+		w.s.limited(slog.LevelError, "file system returned a bad readdir length", "len", n, "size", size)
 		return unix.EIO
 	}
 	buf = buf[:n]
@@ -54,7 +55,7 @@ func (w *Worker) readdir(plus bool) unix.Errno {
 	for len(buf) > 0 {
 		d, ok := parseDirent(buf)
 		if !ok {
-			w.s.log.Error("file system returned a malformed directory record", "nodeid", w.hdr.NodeID)
+			w.s.limited(slog.LevelError, "file system returned a malformed directory record", "nodeid", w.hdr.NodeID)
 			if written == 0 {
 				return unix.EIO
 			}

@@ -292,7 +292,7 @@ func (w *Worker) replyError(errno unix.Errno) uint32 {
 // recovered turns a panic raised while serving a request (by the
 // FileSystem, or by a bug in this package) into an EIO reply.
 func (w *Worker) recovered(r any) uint32 {
-	w.s.log.Error("recover panic in request handler", "opcode", w.hdr.Opcode,
+	w.s.limited(slog.LevelError, "recover panic in request handler", "opcode", w.hdr.Opcode,
 		"unique", w.hdr.Unique, "panic", r, "stack", string(debug.Stack()))
 	if uint32(w.hdr.Opcode) < uint32(len(ops)) && ops[w.hdr.Opcode].noReply {
 		return 0
