@@ -12,6 +12,13 @@
 //
 //	virtiofs (device) -> fuse.Server/Worker -> FileSystem (passthrough.FS)
 //
+// The device creates one Server per file system (NewServer or
+// NewServerWithOptions) and one Worker per request thread (NewWorker), and
+// for each popped chain calls Worker.Serve(readable, writable), completing
+// the chain with the returned length. Server.Destroy serves vhost-user
+// RESET_DEVICE; Server.Negotiated and SetNegotiated expose the INIT flag
+// set for the migration code.
+//
 // # Trust
 //
 // Every request comes from the guest and is untrusted. Serve copies the

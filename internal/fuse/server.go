@@ -147,16 +147,18 @@ func (w *Worker) Serve(in, out [][]byte) (n uint32) {
 	w.out.reset(out)
 	w.outBufs = out
 	w.outCap = w.out.left
+	defer func() {
+		if r := recover(); r != nil {
+			n = w.recovered(r)
+		}
+		// Keep no reference to guest memory between requests.
+		w.in.bufs, w.out.bufs, w.outBufs = nil, nil, nil
+	}()
 	if w.in.left < inHeaderSize {
 		w.s.warn("drop request: truncated header", "bytes", w.in.left)
 		return 0
 	}
 	w.in.read(bytesOf(&w.hdr))
-	defer func() {
-		if r := recover(); r != nil {
-			n = w.recovered(r)
-		}
-	}()
 	return w.dispatch()
 }
 
