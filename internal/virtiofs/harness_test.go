@@ -1,0 +1,373 @@
+package virtiofs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/vhostuser"
+	"virtiofsd/internal/virtqueue"
+)
+
+// fakeHandler echoes the readable bytes of a request into its writable
+// buffers. A request whose first byte is blockByte waits for release.
+type fakeHandler struct {
+	release   chan struct{}
+	entered   chan struct{}
+	destroyed atomic.Int32
+	served    atomic.Int32
+}
+
+const blockByte = 0xbb
+
+func newFakeHandler() *fakeHandler {
+	return &fakeHandler{release: make(chan struct{}), entered: make(chan struct{}, 100)}
+}
+
+func (h *fakeHandler) newWorker() requestWorker { return &fakeWorker{h: h} }
+func (h *fakeHandler) destroy()                 { h.destroyed.Add(1) }
+
+type fakeWorker struct{ h *fakeHandler }
+
+func (w *fakeWorker) Serve(in, out [][]byte) uint32 {
+	if len(in) > 0 && len(in[0]) > 0 && in[0][0] == blockByte {
+		w.h.entered <- struct{}{}
+		<-w.h.release
+	}
+	w.h.served.Add(1)
+	var n uint32
+	oi, off := 0, 0
+	for _, b := range in {
+		for len(b) > 0 && oi < len(out) {
+			c := copy(out[oi][off:], b)
+			b, off, n = b[c:], off+c, n+uint32(c)
+			if off == len(out[oi]) {
+				oi, off = oi+1, 0
+			}
+		}
+	}
+	return n
+}
+
+// Guest memory layout (one 2 MiB memfd region at GPA 0):
+//
+//	queue q rings at q·0x10000: desc +0, avail +0x4000, used +0x8000
+//	queue q buffers at 0x100000 + q·0x40000: slot k in +k·0x1000, out +k·0x1000+0x800
+const (
+	guestSize = 2 << 20
+	guestUVA  = 0x7e00_0000_0000
+	qSize     = 64
+	slots     = qSize / 2
+	slotBytes = 0x800
+)
+
+func ringBase(q int) uint64  { return uint64(q) * 0x10000 }
+func bufBase(q int) uint64   { return 0x100000 + uint64(q)*0x40000 }
+func inGPA(q, k int) uint64  { return bufBase(q) + uint64(k)*0x1000 }
+func outGPA(q, k int) uint64 { return inGPA(q, k) + slotBytes }
+
+// testQueue is the driver side of one queue.
+type testQueue struct {
+	mu       sync.Mutex
+	free     []int
+	avail    uint16
+	lastUsed uint16
+	want     map[int][]byte // slot -> expected reply
+	done     int
+	kick     int
+	call     int
+}
+
+// testDev is a front-end plus guest driver talking to a Device.
+type testDev struct {
+	t    *testing.T
+	fd   int
+	done chan error
+	mem  []byte
+	h    *fakeHandler
+	q    [2]*testQueue
+	err  error
+	exit bool
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// startDev runs a device with the fake handler and sets up both queues.
+func startDev(t *testing.T, poolSize int, eventIdx bool) *testDev {
+	t.Helper()
+	before := openFDs(t)
+	h := newFakeHandler()
+	dev := newDevice(h, Config{Tag: "testfs", ThreadPoolSize: poolSize})
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &testDev{t: t, fd: sp[0], done: make(chan error, 1), h: h}
+	go func() { d.done <- dev.Serve(sp[1]) }()
+
+	memfd, err := unix.MemfdCreate("guest", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Ftruncate(memfd, guestSize); err != nil {
+		t.Fatal(err)
+	}
+	d.mem, err = unix.Mmap(memfd, 0, guestSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(h.release)
+		d.wait()
+		unix.Close(d.fd)
+		for _, q := range d.q {
+			unix.Close(q.kick)
+			unix.Close(q.call)
+		}
+		unix.Munmap(d.mem)
+		if got := openFDs(t); got != before {
+			t.Errorf("open fds after the connection = %d, want %d", got, before)
+		}
+	})
+
+	d.call(vhostuser.VHOST_USER_GET_FEATURES, nil)
+	if got := d.call(vhostuser.VHOST_USER_GET_PROTOCOL_FEATURES, nil); got != protocolFeatures|vhostuser.VHOST_USER_PROTOCOL_F_CONFIG {
+		t.Fatalf("GET_PROTOCOL_FEATURES = %#x", got)
+	}
+	d.send(vhostuser.VHOST_USER_SET_PROTOCOL_FEATURES, 0, u64(protocolFeatures))
+	d.ack(vhostuser.VHOST_USER_SET_OWNER, nil)
+	feat := uint64(features)
+	if !eventIdx {
+		feat &^= vhostuser.VIRTIO_RING_F_EVENT_IDX
+	}
+	d.ack(vhostuser.VHOST_USER_SET_FEATURES, u64(feat))
+	region := append(u64(0), u64(guestSize)...)
+	region = append(region, u64(guestUVA)...)
+	region = append(region, u64(0)...)
+	d.ack(vhostuser.VHOST_USER_ADD_MEM_REG, append(u64(0), region...), memfd)
+	unix.Close(memfd)
+	for i := range d.q {
+		d.q[i] = &testQueue{want: map[int][]byte{}}
+		for k := range slots {
+			d.q[i].free = append(d.q[i].free, k)
+		}
+		d.setupRing(i)
+	}
+	return d
+}
+
+func (d *testDev) setupRing(i int) {
+	q := d.q[i]
+	var err error
+	if q.kick <= 0 {
+		if q.kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+			d.t.Fatal(err)
+		}
+		if q.call, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	d.ack(vhostuser.VHOST_USER_SET_VRING_NUM, vstate(uint32(i), qSize))
+	d.ack(vhostuser.VHOST_USER_SET_VRING_BASE, vstate(uint32(i), uint32(q.avail)))
+	addr := binary.LittleEndian.AppendUint32(nil, uint32(i))
+	addr = binary.LittleEndian.AppendUint32(addr, 0)
+	addr = binary.LittleEndian.AppendUint64(addr, guestUVA+ringBase(i))
+	addr = binary.LittleEndian.AppendUint64(addr, guestUVA+ringBase(i)+0x8000)
+	addr = binary.LittleEndian.AppendUint64(addr, guestUVA+ringBase(i)+0x4000)
+	addr = binary.LittleEndian.AppendUint64(addr, 0)
+	d.ack(vhostuser.VHOST_USER_SET_VRING_ADDR, addr)
+	d.ack(vhostuser.VHOST_USER_SET_VRING_CALL, u64(uint64(i)), q.call)
+	d.ack(vhostuser.VHOST_USER_SET_VRING_KICK, u64(uint64(i)), q.kick)
+	d.ack(vhostuser.VHOST_USER_SET_VRING_ENABLE, vstate(uint32(i), 1))
+}
+
+func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+
+func vstate(idx, num uint32) []byte {
+	return binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, idx), num)
+}
+
+func (d *testDev) send(req vhostuser.Request, flags uint32, payload []byte, fds ...int) {
+	d.t.Helper()
+	msg := binary.LittleEndian.AppendUint32(nil, uint32(req))
+	msg = binary.LittleEndian.AppendUint32(msg, vhostuser.VHOST_USER_VERSION|flags)
+	msg = binary.LittleEndian.AppendUint32(msg, uint32(len(payload)))
+	msg = append(msg, payload...)
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(d.fd, msg, oob, nil, 0); err != nil {
+		d.t.Fatalf("send %v: %v", req, err)
+	}
+}
+
+// readable reports whether a reply is waiting, within timeout.
+func (d *testDev) readable(timeout time.Duration) bool {
+	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
+	n, _ := unix.Poll(fds, int(timeout/time.Millisecond))
+	return n > 0
+}
+
+func (d *testDev) recv(req vhostuser.Request) []byte {
+	d.t.Helper()
+	if !d.readable(10 * time.Second) {
+		d.t.Fatalf("no reply to %v", req)
+	}
+	hdr := make([]byte, 12)
+	if _, err := unix.Read(d.fd, hdr); err != nil {
+		d.t.Fatal(err)
+	}
+	if got := vhostuser.Request(binary.LittleEndian.Uint32(hdr)); got != req || binary.LittleEndian.Uint32(hdr[4:]) != 5 {
+		d.t.Fatalf("reply %v flags %#x, want %v", got, binary.LittleEndian.Uint32(hdr[4:]), req)
+	}
+	body := make([]byte, binary.LittleEndian.Uint32(hdr[8:]))
+	if len(body) > 0 {
+		if _, err := unix.Read(d.fd, body); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	return body
+}
+
+func (d *testDev) call(req vhostuser.Request, payload []byte) uint64 {
+	d.t.Helper()
+	d.send(req, 0, payload)
+	return binary.LittleEndian.Uint64(d.recv(req))
+}
+
+func (d *testDev) ack(req vhostuser.Request, payload []byte, fds ...int) {
+	d.t.Helper()
+	d.send(req, vhostuser.VHOST_USER_NEED_REPLY, payload, fds...)
+	if v := binary.LittleEndian.Uint64(d.recv(req)); v != 0 {
+		d.t.Fatalf("%v ack = %d", req, v)
+	}
+}
+
+func (d *testDev) wait() error {
+	if !d.exit {
+		unix.Shutdown(d.fd, unix.SHUT_WR)
+		select {
+		case d.err = <-d.done:
+		case <-time.After(20 * time.Second):
+			d.t.Fatal("Serve did not return")
+		}
+		d.exit = true
+	}
+	return d.err
+}
+
+func (d *testDev) le16(gpa uint64) uint16 { return binary.LittleEndian.Uint16(d.mem[gpa:]) }
+
+func (d *testDev) setDesc(q, i int, addr uint64, l uint32, flags, next uint16) {
+	b := d.mem[ringBase(q)+uint64(i)*16:]
+	binary.LittleEndian.PutUint64(b, addr)
+	binary.LittleEndian.PutUint32(b[8:], l)
+	binary.LittleEndian.PutUint16(b[12:], flags)
+	binary.LittleEndian.PutUint16(b[14:], next)
+}
+
+// reapLocked consumes used elements, checking each reply.
+func (d *testDev) reapLocked(qi int) error {
+	q := d.q[qi]
+	used := ringBase(qi) + 0x8000
+	for idx := d.le16(used + 2); q.lastUsed != idx; q.lastUsed++ {
+		off := used + 4 + 8*uint64(q.lastUsed%qSize)
+		head := int(binary.LittleEndian.Uint32(d.mem[off:]))
+		n := binary.LittleEndian.Uint32(d.mem[off+4:])
+		k := head / 2
+		want, ok := q.want[k]
+		if !ok || head%2 != 0 {
+			return fmt.Errorf("queue %d: unexpected used head %d", qi, head)
+		}
+		out := d.mem[outGPA(qi, k) : outGPA(qi, k)+uint64(n)]
+		if !bytes.Equal(out, want) {
+			return fmt.Errorf("queue %d slot %d: reply %q (len %d), want %q", qi, k, out, n, want)
+		}
+		delete(q.want, k)
+		q.free = append(q.free, k)
+		q.done++
+	}
+	return nil
+}
+
+// post publishes a two-descriptor chain (request in, reply space out) and
+// returns its slot. It waits for a free slot if needed.
+func (d *testDev) post(qi int, req []byte, wantReply []byte) int {
+	q := d.q[qi]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q.mu.Lock()
+		if err := d.reapLocked(qi); err != nil {
+			q.mu.Unlock()
+			panic(err)
+		}
+		if len(q.free) > 0 {
+			break
+		}
+		q.mu.Unlock()
+		if time.Now().After(deadline) {
+			panic("no free descriptor slot")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	defer q.mu.Unlock()
+	k := q.free[len(q.free)-1]
+	q.free = q.free[:len(q.free)-1]
+	copy(d.mem[inGPA(qi, k):], req)
+	clear(d.mem[outGPA(qi, k) : outGPA(qi, k)+slotBytes])
+	d.setDesc(qi, 2*k, inGPA(qi, k), uint32(len(req)), virtqueue.VRING_DESC_F_NEXT, uint16(2*k+1))
+	d.setDesc(qi, 2*k+1, outGPA(qi, k), slotBytes, virtqueue.VRING_DESC_F_WRITE, 0)
+	q.want[k] = wantReply
+	avail := ringBase(qi) + 0x4000
+	binary.LittleEndian.PutUint16(d.mem[avail+4+2*uint64(q.avail%qSize):], uint16(2*k))
+	q.avail++
+	storeFlagsIdx(d.mem, avail, q.avail) // release: entries before the index
+	return k
+}
+
+func (d *testDev) kick(qi int) {
+	var one = []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	if _, err := unix.Write(d.q[qi].kick, one); err != nil {
+		panic(err)
+	}
+}
+
+// waitDone waits until n chains of queue qi were completed and checked.
+func (d *testDev) waitDone(qi, n int) {
+	d.t.Helper()
+	q := d.q[qi]
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		q.mu.Lock()
+		err := d.reapLocked(qi)
+		done := q.done
+		q.mu.Unlock()
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		if done >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("queue %d: %d of %d requests completed", qi, done, n)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func (d *testDev) usedIdx(qi int) uint16 { return d.le16(ringBase(qi) + 0x8000 + 2) }
