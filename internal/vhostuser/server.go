@@ -72,7 +72,7 @@ func Serve(fd int, b Backend, log *slog.Logger) error {
 	for {
 		err := s.readMessage(&s.msg)
 		if err == io.EOF {
-			log.Info("client disconnected")
+			log.Debug("front-end disconnected")
 			return nil
 		}
 		if err != nil {
