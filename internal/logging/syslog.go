@@ -20,7 +20,13 @@ type SyslogHandler struct {
 // NewSyslog connects to the local system logger. Records below level are
 // dropped.
 func NewSyslog(level slog.Level) (*SyslogHandler, error) {
-	w, err := syslog.New(syslog.LOG_USER|syslog.LOG_INFO, Target)
+	return dialSyslog("", "", level)
+}
+
+// dialSyslog connects to the system logger at addr over network, or to the
+// local one when both are empty.
+func dialSyslog(network, addr string, level slog.Level) (*SyslogHandler, error) {
+	w, err := syslog.Dial(network, addr, syslog.LOG_USER|syslog.LOG_INFO, Target)
 	if err != nil {
 		return nil, err
 	}
