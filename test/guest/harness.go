@@ -152,7 +152,8 @@ type Outcome struct {
 	// left by itself once QEMU had gone (rather than being killed).
 	DaemonErr    error
 	DaemonExited bool
-	// DaemonDiedEarly is set when the daemon exited while QEMU still ran.
+	// DaemonDiedEarly is set when the daemon exited while QEMU still ran
+	// and QEMU did not stop by itself soon after.
 	DaemonDiedEarly bool
 	Elapsed         time.Duration
 }
@@ -267,18 +268,20 @@ func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
 		out.TimedOut = true
 		killQEMU()
 	case err := <-daemonDone:
-		// The guest cannot finish without its file system: give QEMU a
-		// moment to stop by itself, then stop it.
+		// Either QEMU is closing the connection as it exits, or the daemon
+		// died under a running guest, which cannot finish without its file
+		// system: give QEMU a moment to stop by itself, then stop it.
 		daemonGone, daemonErr = true, err
-		out.DaemonDiedEarly = true
 		select {
 		case out.QEMUErr = <-qemuDone:
+			out.DaemonExited = true
 		case <-time.After(daemonExitGrace):
+			out.DaemonDiedEarly = true
 			killQEMU()
 		}
 	}
 	out.Console = console.String()
-	if out.DaemonDiedEarly {
+	if daemonGone {
 		out.DaemonErr = daemonErr
 		return out, nil
 	}
