@@ -97,8 +97,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	d := &daemon{opts: opts, listenFD: -1}
 	if opts.FDSet {
-		// Claim the inherited descriptor before anything else opens files
-		// and could be given the same number.
+		// Check the descriptor before the daemon opens files of its own:
+		// a number that was not inherited could later name one of them.
 		_, d.fdErr = unix.FcntlInt(uintptr(opts.FD), unix.F_SETFD, unix.FD_CLOEXEC)
 	}
 	d.setupLogging(stderr)
