@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -472,31 +471,40 @@ func TestLogOutput(t *testing.T) {
 }
 
 func TestConnectAndDisconnect(t *testing.T) {
-	shared, sock := paths(t)
-	d := startDaemon(t, nil, "--shared-dir", shared, "--socket-path", sock, "--sandbox", "none", "--seccomp", "none")
-	c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Connect(c, &unix.SockaddrUnix{Name: sock}); err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	// With --sandbox=none the socket path is removed once connected.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Lstat(sock); errors.Is(err, os.ErrNotExist) {
-			break
+	for _, tt := range []struct {
+		extra  []string
+		unlink bool
+	}{
+		// With --sandbox=none the socket path is removed once connected,
+		// as the reference does; in its default sandbox it stays.
+		{[]string{"--sandbox", "none", "--seccomp", "none"}, true},
+		{nil, false},
+	} {
+		shared, sock := paths(t)
+		d := startDaemon(t, nil, append([]string{"--shared-dir", shared, "--socket-path", sock}, tt.extra...)...)
+		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("socket path still exists after the connection: %s", d.stderr())
+		if err := unix.Connect(c, &unix.SockaddrUnix{Name: sock}); err != nil {
+			t.Fatalf("connect: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	unix.Close(c)
-	code := d.wait(t)
-	msgs := logMessages(t, d.stderr())
-	const connected, disconnected = "INFO Client connected, servicing requests", "INFO Client disconnected, shutting down"
-	if code != 0 || !slices.Contains(msgs, connected) || len(msgs) == 0 || msgs[len(msgs)-1] != disconnected {
-		t.Errorf("daemon = exit %d, log %q; want exit 0, %q and last %q", code, msgs, connected, disconnected)
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(d.stderr(), "Client connected, servicing requests") {
+			if time.Now().After(deadline) {
+				t.Fatalf("daemon did not accept the connection: %s", d.stderr())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := os.Lstat(sock); errors.Is(err, os.ErrNotExist) != tt.unlink {
+			t.Errorf("args %q: after the connection, Lstat(socket) = %v; want removed = %v", tt.extra, err, tt.unlink)
+		}
+		unix.Close(c)
+		code := d.wait(t)
+		msgs := logMessages(t, d.stderr())
+		const disconnected = "INFO Client disconnected, shutting down"
+		if code != 0 || len(msgs) == 0 || msgs[len(msgs)-1] != disconnected {
+			t.Errorf("args %q: daemon = exit %d, log %q; want exit 0, last %q", tt.extra, code, msgs, disconnected)
+		}
 	}
 }

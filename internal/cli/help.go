@@ -56,7 +56,10 @@ var helpEntries = []helpEntry{
 	{names: "--syslog", summary: "Send log messages to syslog instead of standard error"},
 	{names: "--rlimit-nofile <RLIMIT_NOFILE>", summary: "Open file limit to set; 0 keeps the current limit",
 		def: "min(1000000, '/proc/sys/fs/nr_open')"},
-	{names: "-o <COMPAT_OPTIONS>", summary: "Comma-separated options in the syntax of the old C daemon [deprecated]"},
+	{names: "-o <COMPAT_OPTIONS>", summary: "Comma-separated options in the syntax of the old C daemon [deprecated]",
+		detail: []string{
+			"Items: source=PATH, cache=auto|always|none|metadata, loglevel=debug|info|warn|err, sandbox=namespace|chroot, xattrmap=RULES, modcaps=SPEC, and the flags xattr, readdirplus, writeback, allow_direct_io, killpriv_v2, posix_acl and security_label, each also with a no_ prefix, plus announce_submounts, no_posix_lock and no_flock, which change nothing. They override the regular options wherever they appear.",
+		}},
 	{names: "-d", summary: "Same as --log-level debug [deprecated]"},
 	{names: "--no-killpriv-v2", summary: "Do not offer FUSE_HANDLE_KILLPRIV_V2 [default]"},
 	{notYet: true, names: "--killpriv-v2", summary: "Offer FUSE_HANDLE_KILLPRIV_V2 (the daemon clears setuid/setgid bits and capabilities on writes)"},
