@@ -3,6 +3,7 @@ package virtiofs
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,5 +338,37 @@ func TestPoolAllocs(t *testing.T) {
 	}
 	if q.NextUsed() != avail {
 		t.Errorf("next used = %d, want %d", q.NextUsed(), avail)
+	}
+}
+
+// TestGuestMemoryVanishes truncates the guest RAM file under a running
+// queue: the resulting SIGBUS must be turned into a logged error, and the
+// daemon must keep answering the front-end.
+func TestGuestMemoryVanishes(t *testing.T) {
+	for _, pool := range []int{0, 2} {
+		t.Run(fmt.Sprintf("pool=%d", pool), func(t *testing.T) {
+			d := startDev(t, pool, true)
+			d.post(1, []byte("before"), []byte("before"))
+			d.kick(1)
+			d.waitDone(1, 1)
+			d.post(1, []byte("lost"), []byte("lost"))
+			if err := unix.Ftruncate(d.memfd, 0); err != nil {
+				t.Fatal(err)
+			}
+			d.kick(1)
+			time.Sleep(100 * time.Millisecond)
+			if got := d.call(vhostuser.VHOST_USER_GET_FEATURES, nil); got != features {
+				t.Fatalf("GET_FEATURES after memory loss = %#x", got)
+			}
+			if !strings.Contains(d.logs.String(), "aborted") {
+				t.Fatalf("no fault was logged; logs:\n%s", d.logs.String())
+			}
+			// Stopping the ring still works.
+			d.send(vhostuser.VHOST_USER_GET_VRING_BASE, 0, vstate(1, 0))
+			d.recv(vhostuser.VHOST_USER_GET_VRING_BASE)
+			if err := unix.Ftruncate(d.memfd, guestSize); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -87,14 +88,16 @@ type testQueue struct {
 
 // testDev is a front-end plus guest driver talking to a Device.
 type testDev struct {
-	t    *testing.T
-	fd   int
-	done chan error
-	mem  []byte
-	h    *fakeHandler
-	q    [2]*testQueue
-	err  error
-	exit bool
+	t     *testing.T
+	fd    int
+	done  chan error
+	mem   []byte
+	memfd int // the guest RAM file, kept to simulate its truncation
+	h     *fakeHandler
+	logs  *syncBuffer
+	q     [2]*testQueue
+	err   error
+	exit  bool
 }
 
 func openFDs(t *testing.T) int {
@@ -111,12 +114,14 @@ func startDev(t *testing.T, poolSize int, eventIdx bool) *testDev {
 	t.Helper()
 	before := openFDs(t)
 	h := newFakeHandler()
-	dev := newDevice(h, Config{Tag: "testfs", ThreadPoolSize: poolSize})
+	logs := &syncBuffer{}
+	dev := newDevice(h, Config{Tag: "testfs", ThreadPoolSize: poolSize,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &testDev{t: t, fd: sp[0], done: make(chan error, 1), h: h}
+	d := &testDev{t: t, fd: sp[0], done: make(chan error, 1), h: h, logs: logs}
 	go func() { d.done <- dev.Serve(sp[1]) }()
 
 	memfd, err := unix.MemfdCreate("guest", unix.MFD_CLOEXEC)
@@ -139,6 +144,7 @@ func startDev(t *testing.T, poolSize int, eventIdx bool) *testDev {
 			unix.Close(q.call)
 		}
 		unix.Munmap(d.mem)
+		unix.Close(d.memfd)
 		if got := openFDs(t); got != before {
 			t.Errorf("open fds after the connection = %d, want %d", got, before)
 		}
@@ -159,7 +165,7 @@ func startDev(t *testing.T, poolSize int, eventIdx bool) *testDev {
 	region = append(region, u64(guestUVA)...)
 	region = append(region, u64(0)...)
 	d.ack(vhostuser.VHOST_USER_ADD_MEM_REG, append(u64(0), region...), memfd)
-	unix.Close(memfd)
+	d.memfd = memfd
 	for i := range d.q {
 		d.q[i] = &testQueue{want: map[int][]byte{}}
 		for k := range slots {
@@ -371,3 +377,21 @@ func (d *testDev) waitDone(qi, n int) {
 }
 
 func (d *testDev) usedIdx(qi int) uint16 { return d.le16(ringBase(qi) + 0x8000 + 2) }
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

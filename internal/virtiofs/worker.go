@@ -201,20 +201,31 @@ func (w *queueWorker) run(ready chan<- error) {
 
 // process runs passes until the driver has nothing more
 // (spec/vhost.md §2.5: with EVENT_IDX, re-check after re-enabling kicks).
+//
+// A fault on guest memory that vanished (SetPanicOnFault) aborts the
+// processing round with a log message instead of killing the process.
 func (w *queueWorker) process() {
-	for !w.stopping.Load() {
-		t := w.mem.Acquire()
-		w.pass(t)
-		more, err := w.q.EnableNotification(t)
-		t.Release()
-		if err != nil {
-			w.errs.log(w.log, "re-enable queue notifications", err)
-			return
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("queue processing aborted", "panic", r)
 		}
-		if !more {
-			return
-		}
+	}()
+	for !w.stopping.Load() && w.round() {
 	}
+}
+
+// round runs one pass with a fresh memory table reference and re-enables
+// kicks. It returns true if the ring must be processed again.
+func (w *queueWorker) round() bool {
+	t := w.mem.Acquire()
+	defer t.Release()
+	w.pass(t)
+	more, err := w.q.EnableNotification(t)
+	if err != nil {
+		w.errs.log(w.log, "re-enable queue notifications", err)
+		return false
+	}
+	return more
 }
 
 // pass pops and serves chains until the ring is empty.
@@ -331,15 +342,26 @@ func (p *pool) thread(h requestHandler, ready chan<- error) {
 	fw := h.newWorker()
 	ready <- nil
 	for r := range p.work {
-		n := serveChain(fw, r.chain, p.log)
-		if err := r.w.q.Push(r.t, r.chain, n); err != nil {
-			r.w.errs.log(r.w.log, "complete descriptor chain", err)
-		}
+		p.complete(fw, r)
 		r.t.Release()
 		w := r.w
 		r.t, r.w = nil, nil
 		p.free <- r
 		w.inflight.Done()
+	}
+}
+
+// complete serves r and pushes its completion. A fault on guest memory
+// that vanished is logged instead of killing the process.
+func (p *pool) complete(fw requestWorker, r *request) {
+	defer func() {
+		if x := recover(); x != nil {
+			r.w.log.Error("request completion aborted", "panic", x)
+		}
+	}()
+	n := serveChain(fw, r.chain, p.log)
+	if err := r.w.q.Push(r.t, r.chain, n); err != nil {
+		r.w.errs.log(r.w.log, "complete descriptor chain", err)
 	}
 }
 
