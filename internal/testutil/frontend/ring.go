@@ -251,8 +251,15 @@ var ErrTimeout = errors.New("timed out")
 var ErrClosed = errors.New("back-end closed the connection")
 
 // WaitUsed waits for the completion of head and returns its element.
-// Completions of other heads are appended to Stray.
+// Completions of other heads are kept in Stray, where a later WaitUsed for
+// them finds them.
 func (q *Queue) WaitUsed(head uint16) (Used, error) {
+	for i, u := range q.Stray {
+		if u.ID == uint32(head) {
+			q.Stray = append(q.Stray[:i], q.Stray[i+1:]...)
+			return u, nil
+		}
+	}
 	deadline := time.Now().Add(q.fe.opts.Timeout)
 	for {
 		for {
