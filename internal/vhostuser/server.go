@@ -37,6 +37,7 @@ type server struct {
 	ackedProto    uint64
 	lastFeatures  uint64 // last value returned by GET_FEATURES
 	lastProto     uint64 // last value returned by GET_PROTOCOL_FEATURES
+	replyAckOn    bool   // REPLY_ACK in effect; see updateReplyAck
 	backendReqFD  int
 
 	hdr  [headerSize]byte
@@ -154,9 +155,12 @@ func (s *server) readFull(p []byte) error {
 	return nil
 }
 
-// replyAck reports whether REPLY_ACK is in effect (spec/vhost.md §1.3).
-func (s *server) replyAck() bool {
-	return s.lastFeatures&VHOST_USER_F_PROTOCOL_FEATURES != 0 &&
+// updateReplyAck re-evaluates whether REPLY_ACK is in effect. Like the
+// reference it runs only after GET_FEATURES, SET_FEATURES,
+// GET_PROTOCOL_FEATURES and SET_PROTOCOL_FEATURES (spec/vhost.md §1.3), so
+// for example RESET_OWNER does not turn acks off by itself.
+func (s *server) updateReplyAck() {
+	s.replyAckOn = s.lastFeatures&VHOST_USER_F_PROTOCOL_FEATURES != 0 &&
 		s.lastProto&VHOST_USER_PROTOCOL_F_REPLY_ACK != 0 &&
 		s.ackedProto&VHOST_USER_PROTOCOL_F_REPLY_ACK != 0
 }
@@ -230,7 +234,12 @@ func (s *server) dispatch(m *message) error {
 		return protoErr("%v: request not supported", req)
 	}
 	err := h(s, m)
-	if !info.reply && m.hdr.needReply() && s.replyAck() {
+	switch req {
+	case VHOST_USER_GET_FEATURES, VHOST_USER_SET_FEATURES,
+		VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER_SET_PROTOCOL_FEATURES:
+		s.updateReplyAck()
+	}
+	if !info.reply && m.hdr.needReply() && s.replyAckOn {
 		var v uint64
 		if err != nil {
 			v = 1

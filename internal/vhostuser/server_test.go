@@ -434,3 +434,64 @@ func TestRingLifecycle(t *testing.T) {
 		t.Fatalf("Serve = %v", err)
 	}
 }
+
+// TestUnsupportedRequests checks every request code the device does not
+// implement: each one ends the connection without a reply.
+func TestUnsupportedRequests(t *testing.T) {
+	for _, req := range []Request{
+		VHOST_USER_SET_LOG_FD, VHOST_USER_SEND_RARP, VHOST_USER_NET_SET_MTU, VHOST_USER_IOTLB_MSG,
+		VHOST_USER_SET_VRING_ENDIAN, VHOST_USER_CREATE_CRYPTO_SESSION, VHOST_USER_CLOSE_CRYPTO_SESSION,
+		VHOST_USER_POSTCOPY_ADVISE, VHOST_USER_POSTCOPY_LISTEN, VHOST_USER_POSTCOPY_END,
+		VHOST_USER_GET_INFLIGHT_FD, VHOST_USER_SET_INFLIGHT_FD, VHOST_USER_VRING_KICK,
+		VHOST_USER_SET_STATUS, VHOST_USER_GET_STATUS, VHOST_USER_GET_SHARED_OBJECT,
+	} {
+		t.Run(req.String(), func(t *testing.T) {
+			f := newFront(t)
+			f.negotiate(^uint64(0)) // even with every protocol feature acked
+			f.send(req, VHOST_USER_NEED_REPLY, u64(0))
+			f.expectClosed()
+		})
+	}
+}
+
+func TestOwnerAndBackendChannel(t *testing.T) {
+	f := newFront(t)
+	f.negotiate(testProto)
+	if got := f.ack(VHOST_USER_SET_OWNER, nil); got != 0 {
+		t.Fatal("SET_OWNER failed")
+	}
+	if got := f.ack(VHOST_USER_RESET_OWNER, nil); got != 0 {
+		t.Fatal("RESET_OWNER failed")
+	}
+	// RESET_OWNER cleared the owner and the acked protocol features, but
+	// like the reference the REPLY_ACK state is only re-evaluated by the
+	// next feature request.
+	if got := f.ack(VHOST_USER_SET_OWNER, nil); got != 0 {
+		t.Fatal("SET_OWNER after RESET_OWNER failed")
+	}
+	f.call(VHOST_USER_GET_FEATURES)
+	f.send(VHOST_USER_SET_VRING_BASE, VHOST_USER_NEED_REPLY, vstate(0, 0))
+	f.noReply()
+	f.send(VHOST_USER_SET_PROTOCOL_FEATURES, 0, u64(testProto))
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.ack(VHOST_USER_SET_BACKEND_REQ_FD, nil, sp[1]); got != 0 {
+		t.Fatal("SET_BACKEND_REQ_FD failed")
+	}
+	unix.Close(sp[1])
+	// The back-end keeps the channel open (but sends nothing) until the
+	// connection ends.
+	unix.SetNonblock(sp[0], true)
+	if _, err := unix.Read(sp[0], make([]byte, 1)); err != unix.EAGAIN {
+		t.Fatalf("backend channel read = %v, want EAGAIN (open and idle)", err)
+	}
+	if err := f.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := unix.Read(sp[0], make([]byte, 1)); n != 0 || err != nil {
+		t.Fatalf("backend channel after disconnect = %d, %v, want EOF", n, err)
+	}
+	unix.Close(sp[0])
+}
