@@ -411,6 +411,20 @@ func (fe *Frontend) StartQueue(q *Queue) error {
 	if err := fe.Request(VHOST_USER_SET_VRING_ENABLE, vringState(idx, 1), nil); err != nil {
 		return fmt.Errorf("start queue %d: enable: %w", idx, err)
 	}
+	return fe.barrier()
+}
+
+// barrier makes sure the back-end has handled every message sent so far.
+// With REPLY_ACK each request was acked already; without it, QEMU's trick
+// is used: GET_FEATURES always has a reply and requests are handled in
+// order.
+func (fe *Frontend) barrier() error {
+	if fe.replyAck {
+		return nil
+	}
+	if _, err := fe.GetU64(VHOST_USER_GET_FEATURES); err != nil {
+		return fmt.Errorf("synchronise with back-end: %w", err)
+	}
 	return nil
 }
 
