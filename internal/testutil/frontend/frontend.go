@@ -392,7 +392,7 @@ func (fe *Frontend) StartQueue(q *Queue) error {
 	if err := fe.Request(VHOST_USER_SET_VRING_NUM, vringState(idx, uint32(q.Size)), nil); err != nil {
 		return fmt.Errorf("start queue %d: set num: %w", idx, err)
 	}
-	if err := fe.Request(VHOST_USER_SET_VRING_BASE, vringState(idx, uint32(q.availIdx)), nil); err != nil {
+	if err := fe.Request(VHOST_USER_SET_VRING_BASE, vringState(idx, uint32(q.Base)), nil); err != nil {
 		return fmt.Errorf("start queue %d: set base: %w", idx, err)
 	}
 	addr, err := fe.VringAddrPayload(q)
@@ -429,7 +429,7 @@ func (fe *Frontend) barrier() error {
 }
 
 // GetVringBase stops q with GET_VRING_BASE and returns the back-end's next
-// avail index.
+// avail index, which also becomes q.Base for the next StartQueue.
 func (fe *Frontend) GetVringBase(q *Queue) (uint16, error) {
 	p, err := fe.Get(VHOST_USER_GET_VRING_BASE, vringState(uint32(q.Index), 0))
 	if err != nil {
@@ -438,7 +438,8 @@ func (fe *Frontend) GetVringBase(q *Queue) (uint16, error) {
 	if len(p) != 8 || binary.LittleEndian.Uint32(p) != uint32(q.Index) {
 		return 0, fmt.Errorf("get vring base %d: bad reply %x", q.Index, p)
 	}
-	return uint16(binary.LittleEndian.Uint32(p[4:])), nil
+	q.Base = uint16(binary.LittleEndian.Uint32(p[4:]))
+	return q.Base, nil
 }
 
 // DoView submits one chain made of a device-readable buffer per element

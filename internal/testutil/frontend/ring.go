@@ -39,6 +39,9 @@ type Queue struct {
 	UsedGPA  uint64
 	KickFD   int // eventfd the front-end writes
 	CallFD   int // eventfd the back-end writes
+	// Base is the avail index StartQueue sends in SET_VRING_BASE: 0 at
+	// first, then what GET_VRING_BASE returned.
+	Base uint16
 
 	fe       *Frontend
 	desc     []byte // 16·N
