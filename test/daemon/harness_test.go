@@ -134,6 +134,9 @@ type startOpts struct {
 	fe       frontend.Options
 	noInit   bool // skip FUSE_INIT
 	noFE     bool // do not connect
+	// listenFD: pass a listening socket as fd 3 with --fd=3 instead of
+	// --socket-path.
+	listenFD bool
 }
 
 // daemon is one running daemon process with a connected front-end.
@@ -175,6 +178,21 @@ func startDaemonIn(t testing.TB, spec *daemonSpec, shared string, o startOpts) *
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	d := &daemon{t: t, spec: spec, Shared: shared, Sock: filepath.Join(sockDir, "s"), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	args := []string{"--shared-dir", shared, "--socket-path", d.Sock}
+	var lf *os.File
+	if o.listenFD {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: d.Sock}); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Listen(fd, 1); err != nil {
+			t.Fatal(err)
+		}
+		lf = os.NewFile(uintptr(fd), "listener")
+		args = []string{"--shared-dir", shared, "--fd=3"}
+	}
 	if !o.defaults {
 		args = append(args, "--sandbox=none", "--seccomp=none")
 	}
@@ -183,7 +201,14 @@ func startDaemonIn(t testing.TB, spec *daemonSpec, shared string, o startOpts) *
 	d.cmd.Stderr = d.stderr
 	d.cmd.Stdout = d.stderr
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
+	if lf != nil {
+		d.cmd.ExtraFiles = []*os.File{lf}
+	}
+	err = d.cmd.Start()
+	if lf != nil {
+		lf.Close()
+	}
+	if err != nil {
 		t.Fatalf("start %s: %v", spec.bin, err)
 	}
 	go func() {

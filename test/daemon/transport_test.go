@@ -66,6 +66,8 @@ func TestTransportVariants(t *testing.T) {
 		{"indirect", fe.Options{Indirect: true}},
 		{"event-idx-indirect", fe.Options{EventIdx: true, Indirect: true, MemMode: fe.AddMemReg}},
 		{"no-reply-ack", fe.Options{NoReplyAck: true}},
+		{"backend-req", fe.Options{BackendReq: true}},
+		{"backend-req-no-reply-ack", fe.Options{BackendReq: true, NoReplyAck: true, MemMode: fe.AddMemReg}},
 		{"queue-size-2-indirect", fe.Options{QueueSize: 2, Indirect: true}},
 		{"queue-size-8", fe.Options{QueueSize: 8}},
 		{"queue-size-1024", fe.Options{QueueSize: 1024, EventIdx: true}},
@@ -84,6 +86,15 @@ func TestTransportVariants(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestListenFD hands the daemon an already listening socket with --fd.
+func TestListenFD(t *testing.T) {
+	forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
+		d := startDaemon(t, spec, startOpts{listenFD: true})
+		roundTrip(t, d, "via-fd", 8192)
+		d.disconnect()
+	})
 }
 
 // TestQueueRestart stops the request queue with GET_VRING_BASE and starts

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // MemMode selects how guest memory is announced to the back-end.
@@ -46,6 +48,9 @@ type Options struct {
 	Indirect bool
 	// NoReplyAck leaves VHOST_USER_PROTOCOL_F_REPLY_ACK unacked.
 	NoReplyAck bool
+	// BackendReq negotiates BACKEND_REQ and hands the back-end one end of
+	// a socketpair with SET_BACKEND_REQ_FD, as QEMU does.
+	BackendReq bool
 	// AlwaysKick kicks after every submission, ignoring suppression.
 	AlwaysKick bool
 	// NoZeroOut skips clearing device-writable buffers before submission
@@ -74,6 +79,10 @@ type Frontend struct {
 
 	// Creds are placed in every FUSE in-header.
 	UID, GID, PID uint32
+
+	// BackendFD is the front-end end of the back-end request channel
+	// (BackendReq), or -1.
+	BackendFD int
 
 	opts     Options
 	replyAck bool
@@ -114,8 +123,9 @@ func NewUnconnected(fd int, opts Options) (*Frontend, error) {
 	}
 	fe := &Frontend{
 		Conn: &Conn{FD: fd, timeout: opts.Timeout, alive: opts.Alive},
-		opts: opts,
-		PID:  1,
+		opts:      opts,
+		PID:       1,
+		BackendFD: -1,
 	}
 	mem, err := NewMemory(opts.Regions)
 	if err != nil {
@@ -155,6 +165,10 @@ func NewUnconnected(fd int, opts Options) (*Frontend, error) {
 // Close closes the connection, the eventfds and the guest memory.
 func (fe *Frontend) Close() {
 	fe.Conn.Close()
+	if fe.BackendFD >= 0 {
+		unix.Close(fe.BackendFD)
+		fe.BackendFD = -1
+	}
 	for _, q := range fe.Queues {
 		q.close()
 	}
@@ -272,6 +286,9 @@ func (fe *Frontend) Negotiate() error {
 	if fe.opts.NoReplyAck {
 		want &^= VHOST_USER_PROTOCOL_F_REPLY_ACK
 	}
+	if fe.opts.BackendReq {
+		want |= VHOST_USER_PROTOCOL_F_BACKEND_REQ
+	}
 	fe.AckedProtocol = fe.ProtocolFeatures & want
 	if err := fe.Conn.Send(VHOST_USER_SET_PROTOCOL_FEATURES, 0, u64(fe.AckedProtocol), nil); err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -291,6 +308,21 @@ func (fe *Frontend) Negotiate() error {
 	if fe.AckedProtocol&VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS != 0 {
 		if fe.MaxMemSlots, err = fe.GetU64(VHOST_USER_GET_MAX_MEM_SLOTS); err != nil {
 			return fmt.Errorf("handshake: %w", err)
+		}
+	}
+	if fe.opts.BackendReq {
+		if fe.AckedProtocol&VHOST_USER_PROTOCOL_F_BACKEND_REQ == 0 {
+			return errors.New("handshake: back-end does not offer BACKEND_REQ")
+		}
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("handshake: backend channel: %w", err)
+		}
+		fe.BackendFD = fds[0]
+		err = fe.Request(VHOST_USER_SET_BACKEND_REQ_FD, nil, fds[1:])
+		unix.Close(fds[1])
+		if err != nil {
+			return fmt.Errorf("handshake: set backend req fd: %w", err)
 		}
 	}
 	fe.AckedFeatures = VIRTIO_F_VERSION_1 | VHOST_USER_F_PROTOCOL_FEATURES
