@@ -122,7 +122,7 @@ func NewUnconnected(fd int, opts Options) (*Frontend, error) {
 		opts.Regions = []RegionSpec{{GPA: 0x1000_0000, Size: 32 << 20}}
 	}
 	fe := &Frontend{
-		Conn: &Conn{FD: fd, timeout: opts.Timeout, alive: opts.Alive},
+		Conn:      &Conn{FD: fd, timeout: opts.Timeout, alive: opts.Alive},
 		opts:      opts,
 		PID:       1,
 		BackendFD: -1,
