@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"virtiofsd/internal/testutil"
 	"virtiofsd/internal/testutil/frontend"
 )
 
@@ -98,9 +99,7 @@ func forEachDaemon(t *testing.T, fn func(t *testing.T, spec *daemonSpec)) {
 
 func requireDaemon(t testing.TB, spec *daemonSpec) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t)
 	if spec.unavailable != "" {
 		if spec.mustRun {
 			t.Fatalf("%s daemon unavailable: %s", spec.name, spec.unavailable)
