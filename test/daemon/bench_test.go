@@ -67,7 +67,7 @@ func printBenchReport() {
 			ratio = fmt.Sprintf("%.2f", o.opsPerSec/r.opsPerSec)
 		}
 		cell := func(ok bool, v float64) string {
-			if !ok {
+			if !ok || v == 0 {
 				return "-"
 			}
 			return fmt.Sprintf("%.0f", v)
