@@ -101,12 +101,14 @@ func (c *Conn) waitReadable(fd int, deadline time.Time) error {
 			return fmt.Errorf("poll: %w", err)
 		}
 		if n > 0 {
+			// A notification that arrived together with the hang-up is
+			// still delivered.
+			if pfd[0].Revents != 0 {
+				return nil
+			}
 			if len(pfd) > 1 && pfd[1].Revents != 0 {
 				c.closed = true
 				return ErrClosed
-			}
-			if pfd[0].Revents != 0 {
-				return nil
 			}
 		}
 		if c.alive != nil {
