@@ -364,6 +364,7 @@ func TestHostileChains(t *testing.T) {
 			forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
 				d := startDaemon(t, spec, startOpts{fe: c.opts})
 				writeHost(t, filepath.Join(d.Shared, "file"), []byte("x"), 0o644)
+				fdsBefore := d.fdCount()
 				q, head, reply := c.build(t, d)
 				// The reference never answers most of these; do not wait long
 				// for it. Ours gets the usual bound, except where the chain
@@ -377,6 +378,9 @@ func TestHostileChains(t *testing.T) {
 				switch {
 				case spec.hardened:
 					expectHardened(t, d, o, c.mayVanish, c.okErrnos...)
+					if n := d.fdCount(); n != fdsBefore {
+						t.Errorf("daemon fds %d before the malformed chain, %d after\n%s", fdsBefore, n, d.fdList())
+					}
 				case c.refServes:
 					if c.refErrno != 0 && o.errno() != c.refErrno {
 						t.Errorf("reference answered %v (used %d), want %v", o.errno(), o.used, c.refErrno)
