@@ -12,4 +12,14 @@
 // malformed request), the expectation is stated per daemon.
 //
 // The tests need root (the daemons switch credentials and chown files).
+//
+// Running:
+//
+//	go test -race -timeout 10m ./test/daemon/
+//	go test -run XXX -bench . -benchtime 3s ./test/daemon/   # prints the ratio table
+//
+// VIRTIOFSD_TEST_OURS=<binary> tests a prebuilt binary instead of building
+// ./cmd/virtiofsd; VIRTIOFSD_TEST_DEPS overrides /opt/virtiofsd-test.
+// Benchmarks report ops/s and MiB/s per daemon; after the run TestMain
+// prints ours/reference ratios. They measure, they do not assert.
 package daemon
