@@ -56,7 +56,8 @@ printf 'virtio-fs lets a guest mount a host folder.\n' >"$SHARE/docs/readme.txt"
 head -c 100000 /dev/urandom >"$SHARE/random.bin"
 ln -s hello.txt "$SHARE/greeting"
 ls -la "$SHARE"
-(cd "$SHARE" && md5sum random.bin)
+HOST_MD5="$(cd "$SHARE" && md5sum random.bin | cut -d' ' -f1)"
+echo "md5sum random.bin: $HOST_MD5"
 
 say "building the guest initramfs (busybox + init script)"
 ROOT="$WORK/initramfs"
@@ -115,7 +116,7 @@ timeout --kill-after=5 180 qemu-system-x86_64 \
 	-device vhost-user-fs-pci,chardev=char0,tag=$TAG \
 	-kernel "$KERNEL" -initrd "$WORK/initrd.gz" \
 	-append "console=ttyS0 panic=-1 loglevel=3" \
-	-display none -monitor none -serial stdio -no-reboot </dev/null &
+	-display none -monitor none -serial stdio -no-reboot </dev/null > >(tee "$WORK/console.log") 2>&1 &
 QEMU_PID=$!
 qemu_rc=0
 wait "$QEMU_PID" || qemu_rc=$?
@@ -127,6 +128,9 @@ for _ in $(seq 1 100); do
 	kill -0 "$DAEMON_PID" 2>/dev/null || break
 	sleep 0.1
 done
+
+grep -q "^$HOST_MD5  /mnt/random.bin" "$WORK/console.log" ||
+	die "the guest did not read random.bin with the host's checksum $HOST_MD5"
 
 say "back on the host: ls -la $SHARE"
 ls -la "$SHARE"
