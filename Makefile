@@ -30,7 +30,7 @@ lint:
 # The fuzz smoke runs first so that the test summary comes last.
 test: setup lint
 	bash scripts/fuzz.sh $(SMOKE_FUZZTIME)
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)

@@ -99,6 +99,9 @@ func TestGuest(t *testing.T) {
 		runGuest(t, deps, prog, deps.Reference)
 	})
 	t.Run("ours", func(t *testing.T) {
+		if err := noteSources(); err != nil {
+			t.Fatal(err)
+		}
 		bin := filepath.Join(t.TempDir(), "virtiofsd")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -106,6 +109,37 @@ func TestGuest(t *testing.T) {
 			t.Fatalf("build our daemon: %v", err)
 		}
 		runGuest(t, deps, prog, bin)
+	})
+}
+
+// noteSources opens every Go source file of the module (and go.mod, go.sum).
+// The daemon and the guest program are built by a `go build` child process,
+// whose inputs the go command's test cache cannot see; files the test
+// process itself opens are part of the cache key, so a change to the daemon's
+// sources reruns the test instead of reporting a stale cached result.
+func noteSources() error {
+	root, err := ModuleRoot()
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); p != root && (n == ".git" || n == "bin" || strings.HasPrefix(n, ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if n := d.Name(); strings.HasSuffix(n, ".go") || strings.HasSuffix(n, ".s") || n == "go.mod" || n == "go.sum" {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+		return nil
 	})
 }
 
