@@ -56,6 +56,9 @@ func run() int {
 		"create-big":   t.createBig,
 		"append":       t.append,
 		"sparse":       t.sparse,
+		"mmap":         t.mmap,
+		"fallocate":    t.fallocate,
+		"copy-range":   t.copyRange,
 		"readdir-1000": t.readdir1000,
 		"mkdir":        t.mkdir,
 		"rename":       t.rename,
@@ -337,6 +340,110 @@ func (t *g) sparse() error {
 		return err
 	}
 	return t.expectContent("sparse.bin", scenario.GuestSparse())
+}
+
+func (t *g) mmap() error {
+	f, err := os.OpenFile(t.path("mmap.bin"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(scenario.GuestMmapSize)); err != nil {
+		return fmt.Errorf("ftruncate: %w", err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, scenario.GuestMmapSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap shared writable: %w", err)
+	}
+	copy(m, scenario.GuestMmap())
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		unix.Munmap(m)
+		return fmt.Errorf("msync: %w", err)
+	}
+	if err := unix.Munmap(m); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	if err := t.expectContent("mmap.bin", scenario.GuestMmap()); err != nil {
+		return err
+	}
+	// Read back through a fresh private mapping too.
+	f2, err := os.Open(t.path("mmap.bin"))
+	if err != nil {
+		return err
+	}
+	defer f2.Close()
+	r, err := unix.Mmap(int(f2.Fd()), 0, scenario.GuestMmapSize, unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return fmt.Errorf("mmap read-only: %w", err)
+	}
+	defer unix.Munmap(r)
+	if !bytes.Equal(r, scenario.GuestMmap()) {
+		return fmt.Errorf("mapped mmap.bin: sha256 %s, want %s", scenario.Digest(r), scenario.Digest(scenario.GuestMmap()))
+	}
+	return nil
+}
+
+func (t *g) fallocate() error {
+	f, err := os.OpenFile(t.path("falloc.bin"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(scenario.GuestFallocSize)); err != nil {
+		return fmt.Errorf("fallocate: %w", err)
+	}
+	// KEEP_SIZE beyond the end allocates without growing the file.
+	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, int64(scenario.GuestFallocSize), 1<<16); err != nil {
+		return fmt.Errorf("fallocate KEEP_SIZE: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Size != int64(scenario.GuestFallocSize) || st.Blocks*512 < int64(scenario.GuestFallocSize) {
+		return fmt.Errorf("fstat falloc.bin: size %d blocks %d, want size %d, fully allocated", st.Size, st.Blocks, scenario.GuestFallocSize)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return t.expectContent("falloc.bin", make([]byte, scenario.GuestFallocSize))
+}
+
+func (t *g) copyRange() error {
+	src, err := os.Open(t.path("big.bin"))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(t.path("copy.bin"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	off := int64(scenario.GuestCopyOffset)
+	for left := scenario.GuestCopyLen; left > 0; {
+		n, err := unix.CopyFileRange(int(src.Fd()), &off, int(dst.Fd()), nil, left, 0)
+		if err != nil {
+			return fmt.Errorf("copy_file_range: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("copy_file_range: early end with %d bytes left", left)
+		}
+		left -= n
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	return t.expectContent("copy.bin", scenario.GuestCopy())
 }
 
 func (t *g) readdir1000() error {
@@ -684,7 +791,20 @@ func (t *g) truncate() error {
 	if err := dropCaches(); err != nil {
 		return err
 	}
-	return t.expectContent("trunc.bin", scenario.GuestTrunc())
+	if err := t.expectContent("trunc.bin", scenario.GuestTrunc()); err != nil {
+		return err
+	}
+	// O_TRUNC on open empties an existing file.
+	if err := os.WriteFile(t.path("otrunc.txt"), []byte("long original content\n"), 0o666); err != nil {
+		return err
+	}
+	if err := os.WriteFile(t.path("otrunc.txt"), scenario.GuestOTrunc, 0o666); err != nil {
+		return fmt.Errorf("rewrite with O_TRUNC: %w", err)
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	return t.expectContent("otrunc.txt", scenario.GuestOTrunc)
 }
 
 func (t *g) expectTimes(rel string, atime, mtime int64) error {

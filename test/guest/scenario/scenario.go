@@ -151,6 +151,9 @@ var Checks = []string{
 	"create-big",
 	"append",
 	"sparse",
+	"mmap",
+	"fallocate",
+	"copy-range",
 	"readdir-1000",
 	"mkdir",
 	"rename",
@@ -182,7 +185,21 @@ var (
 	GuestAtimeNs      int64 = 1000000000_123456789
 	GuestMtimeNs1     int64 = 1234567890_987654321
 	GuestMtimeNs2     int64 = 1300000000_500000000
+	GuestMmapSize           = 70000
+	GuestFallocSize         = 1 << 20
+	// guest/copy.bin is GuestCopyLen bytes of guest/big.bin from
+	// GuestCopyOffset, copied with copy_file_range(2).
+	GuestCopyOffset = 4096
+	GuestCopyLen    = 3<<20 + 5
+	GuestOTrunc     = []byte("x\n")
 )
+
+// GuestMmap is the content of guest/mmap.bin, written through a shared
+// mapping.
+func GuestMmap() []byte { return Pattern(4, GuestMmapSize) }
+
+// GuestCopy is the content of guest/copy.bin.
+func GuestCopy() []byte { return GuestBig()[GuestCopyOffset : GuestCopyOffset+GuestCopyLen] }
 
 // ManyName returns the name of the i-th file in guest/many.
 func ManyName(i int) string { return fmt.Sprintf("f%04d", i) }
@@ -216,6 +233,9 @@ func Expected() []Entry {
 		file("big.bin", 0o644, GuestBig()),
 		file("append.txt", 0o644, GuestAppend),
 		file("sparse.bin", 0o644, GuestSparse()),
+		file("mmap.bin", 0o644, GuestMmap()),
+		file("falloc.bin", 0o644, make([]byte, GuestFallocSize)),
+		file("copy.bin", 0o644, GuestCopy()),
 		dir("many", 0o755),
 	}
 	for i := 0; i < GuestManyCount; i++ {
@@ -252,6 +272,7 @@ func Expected() []Entry {
 		file("chmod.txt", 0o711, []byte("chmod me\n")),
 		chown,
 		file("trunc.bin", 0o644, GuestTrunc()),
+		file("otrunc.txt", 0o644, GuestOTrunc),
 		times,
 	)
 	return e
