@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,8 +35,19 @@ func main() {
 	os.Exit(run())
 }
 
+// asUserEnv makes the program run the unprivileged half of the credentials
+// check (asUser) instead of the checks.
+const asUserEnv = "GUESTPROG_AS_USER"
+
 func run() int {
 	unix.Umask(0o022)
+	if os.Getenv(asUserEnv) != "" {
+		if err := asUser(filepath.Join(mnt, scenario.GuestDir)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	start := time.Now()
 	var t g
 	raw, err := os.ReadFile(scenario.ManifestPath)
@@ -70,6 +83,7 @@ func run() int {
 		"truncate":     t.truncate,
 		"utimens":      t.utimens,
 		"unlink-rmdir": t.unlinkRmdir,
+		"credentials":  t.credentials,
 		"errors":       t.errors,
 		"guest-tree":   t.guestTree,
 		"umount":       t.umount,
@@ -887,6 +901,65 @@ func (t *g) unlinkRmdir() error {
 		return fmt.Errorf("lstat gonedir after rmdir: %v, want ENOENT", err)
 	}
 	return expectErrno("unlink missing", unix.Unlink(t.path("gone.txt")), unix.ENOENT)
+}
+
+// credentials runs this program again as uid and gid scenario.GuestUser;
+// the daemon must create that process's files with its owner and refuse what
+// the user may not do.
+func (t *g) credentials() error {
+	if err := os.Mkdir(t.path("user"), 0o777); err != nil {
+		return err
+	}
+	if err := os.Chmod(t.path("user"), 0o777); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = []string{asUserEnv + "=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		Uid: scenario.GuestUser, Gid: scenario.GuestUser, Groups: []uint32{},
+	}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("as uid %d: %v: %s", scenario.GuestUser, err, bytes.TrimSpace(out))
+	}
+	for _, rel := range []string{"user/u.txt", "user/ud", "user/ul"} {
+		if err := t.expectOwner(rel, scenario.GuestUser, scenario.GuestUser); err != nil {
+			return err
+		}
+	}
+	return t.expectContent("user/u.txt", scenario.GuestUserTxt)
+}
+
+// asUser is the unprivileged half of the credentials check, run below root
+// (the guest directory).
+func asUser(root string) error {
+	p := func(rel string) string { return filepath.Join(root, rel) }
+	if uid, gid := os.Getuid(), os.Getgid(); uid != int(scenario.GuestUser) || gid != int(scenario.GuestUser) {
+		return fmt.Errorf("running as %d:%d, want %d:%d", uid, gid, scenario.GuestUser, scenario.GuestUser)
+	}
+	if err := os.WriteFile(p("user/u.txt"), scenario.GuestUserTxt, 0o666); err != nil {
+		return err
+	}
+	if err := os.Mkdir(p("user/ud"), 0o777); err != nil {
+		return err
+	}
+	if err := os.Symlink("u.txt", p("user/ul")); err != nil {
+		return err
+	}
+	_, err := os.OpenFile(p("small.txt"), os.O_WRONLY, 0)
+	if err := expectErrno("open root's 0644 file for writing", err, unix.EACCES); err != nil {
+		return err
+	}
+	if err := expectErrno("mkdir in root's 0755 directory", os.Mkdir(p("dir/nope"), 0o777), unix.EACCES); err != nil {
+		return err
+	}
+	if err := expectErrno("chown own file to root", os.Chown(p("user/u.txt"), 0, 0), unix.EPERM); err != nil {
+		return err
+	}
+	return expectErrno("chmod root's file", os.Chmod(p("small.txt"), 0o777), unix.EPERM)
 }
 
 func (t *g) errors() error {

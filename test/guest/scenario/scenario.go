@@ -96,6 +96,11 @@ func dir(path string, perm uint32) Entry {
 	return Entry{Path: path, Kind: Dir, Perm: perm}
 }
 
+func owned(e Entry, uid, gid uint32) Entry {
+	e.UID, e.GID = uid, gid
+	return e
+}
+
 func symlink(path, target string) Entry {
 	return Entry{Path: path, Kind: Symlink, Target: target, Nlink: 1}
 }
@@ -165,6 +170,7 @@ var Checks = []string{
 	"truncate",
 	"utimens",
 	"unlink-rmdir",
+	"credentials",
 	"errors",
 	"guest-tree",
 	"umount",
@@ -192,6 +198,10 @@ var (
 	GuestCopyOffset = 4096
 	GuestCopyLen    = 3<<20 + 5
 	GuestOTrunc     = []byte("x\n")
+	// GuestUser is the uid and gid of the unprivileged guest process that
+	// creates the entries below guest/user.
+	GuestUser    uint32 = 1000
+	GuestUserTxt        = []byte("written by uid 1000\n")
 )
 
 // GuestMmap is the content of guest/mmap.bin, written through a shared
@@ -273,6 +283,10 @@ func Expected() []Entry {
 		chown,
 		file("trunc.bin", 0o644, GuestTrunc()),
 		file("otrunc.txt", 0o644, GuestOTrunc),
+		dir("user", 0o777),
+		owned(file("user/u.txt", 0o644, GuestUserTxt), GuestUser, GuestUser),
+		owned(dir("user/ud", 0o755), GuestUser, GuestUser),
+		owned(symlink("user/ul", "u.txt"), GuestUser, GuestUser),
 		times,
 	)
 	return e
