@@ -179,7 +179,7 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 		Timeout: bootTimeout,
 	}
 	// VIRTIOFSD_TEST_DAEMON_ARGS adds options to both daemons, e.g. to
-	// compare them under --cache=never.
+	// compare them under --cache=always.
 	boot.DaemonArgs = strings.Fields(os.Getenv("VIRTIOFSD_TEST_DAEMON_ARGS"))
 	// VIRTIOFSD_TEST_CONSOLE=1 streams the serial console to stderr.
 	if os.Getenv("VIRTIOFSD_TEST_CONSOLE") != "" {

@@ -168,9 +168,9 @@ func (t *g) statfs() error {
 	if st.Namelen != t.m.Namelen {
 		errs = append(errs, fmt.Errorf("namelen %d, host has %d", st.Namelen, t.m.Namelen))
 	}
-	if st.Bfree > st.Blocks || st.Bavail > st.Bfree || st.Files == 0 {
-		errs = append(errs, fmt.Errorf("inconsistent counts: blocks=%d bfree=%d bavail=%d files=%d",
-			st.Blocks, st.Bfree, st.Bavail, st.Files))
+	if st.Bfree > st.Blocks || st.Bavail > st.Bfree || st.Ffree > st.Files {
+		errs = append(errs, fmt.Errorf("inconsistent counts: blocks=%d bfree=%d bavail=%d files=%d ffree=%d",
+			st.Blocks, st.Bfree, st.Bavail, st.Files, st.Ffree))
 	}
 	return errors.Join(errs...)
 }
