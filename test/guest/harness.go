@@ -213,6 +213,8 @@ func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
 	}
 	defer func() {
 		stopDaemon()
+		// Children the daemon left in its process group go too.
+		_ = syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL)
 		out.DaemonLog = dlog.String()
 		out.Elapsed = time.Since(start)
 	}()
@@ -258,6 +260,7 @@ func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
 	}
 	qemuDone := make(chan error, 1)
 	go func() { qemuDone <- qemu.Wait() }()
+	defer syscall.Kill(-qemu.Process.Pid, syscall.SIGKILL)
 	killQEMU := func() {
 		_ = syscall.Kill(-qemu.Process.Pid, syscall.SIGKILL)
 		out.QEMUErr = <-qemuDone
