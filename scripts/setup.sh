@@ -105,7 +105,7 @@ download_extract() {
 REF="$DEPS/ref"
 REF_WANT="1.13.2"
 ref_ok() {
-	[ -x "$REF/virtiofsd" ] && "$REF/virtiofsd" --version 2>/dev/null | grep -q "$REF_WANT"
+	[ -x "$REF/virtiofsd" ] && "$REF/virtiofsd" --version 2>/dev/null | grep -qx "virtiofsd $REF_WANT"
 }
 if ! ref_ok; then
 	log "fetching the reference virtiofsd from trixie"
