@@ -59,6 +59,9 @@ type Entry struct {
 	Nlink uint32
 	// LinkedTo, when set, names an entry that must have the same inode.
 	LinkedTo string
+	// Ino, when not zero, is the expected inode number: the host fills it in
+	// for the seeds, and the guest must see the host's inode numbers.
+	Ino uint64
 	// AtimeNs and MtimeNs, when not zero, are the expected timestamps in
 	// nanoseconds since the epoch.
 	AtimeNs int64

@@ -74,6 +74,18 @@ func TestVerifySeeds(t *testing.T) {
 			}
 			return os.WriteFile(p, nil, 0o644)
 		}, "sub/up: file type"},
+		{"replaced", func(d string) error {
+			p := filepath.Join(d, "sub/deeper/leaf.txt")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			tmp := p + ".new"
+			if err := os.WriteFile(tmp, b, 0o644); err != nil {
+				return err
+			}
+			return os.Rename(tmp, p)
+		}, "sub/deeper/leaf.txt: inode"},
 		{"hardlink broken", func(d string) error {
 			p := filepath.Join(d, "hard2")
 			b, err := os.ReadFile(p)

@@ -151,6 +151,9 @@ func checkMeta(e Entry, st *syscall.Stat_t, stats map[string]*syscall.Stat_t, ad
 			add("%s: inode %d, want the inode of %s (%d)", e.Path, st.Ino, e.LinkedTo, o.Ino)
 		}
 	}
+	if e.Ino != 0 && st.Ino != e.Ino {
+		add("%s: inode %d, want %d", e.Path, st.Ino, e.Ino)
+	}
 	if e.AtimeNs != 0 {
 		if got := st.Atim.Nano(); got != e.AtimeNs {
 			add("%s: atime %d ns, want %d ns", e.Path, got, e.AtimeNs)
@@ -178,7 +181,7 @@ func digestFile(path string) (string, int64, error) {
 }
 
 // CreateSeeds creates the entries of [Seeds] below dir/[SeedDir] (as root, for
-// the owners) and returns them.
+// the owners) and returns them with their inode numbers filled in.
 func CreateSeeds(dir string) ([]Entry, error) {
 	base := filepath.Join(dir, SeedDir)
 	if err := os.Mkdir(base, 0o755); err != nil {
@@ -225,6 +228,13 @@ func CreateSeeds(dir string) ([]Entry, error) {
 				return nil, err
 			}
 		}
+	}
+	for i := range seeds {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(base, filepath.FromSlash(seeds[i].Path)), &st); err != nil {
+			return nil, err
+		}
+		seeds[i].Ino = st.Ino
 	}
 	return seeds, nil
 }
