@@ -27,8 +27,9 @@
 // under an ID from a counter that starts at 0 and is never reused. A handle
 // remembers its node ID; every handle-based request must name both, or it
 // fails with EBADF. Handles are reference counted like inode descriptors. A
-// per-handle RWMutex is taken shared by READ and WRITE and exclusively by
-// READDIR, which moves the directory offset.
+// per-handle RWMutex is taken shared by READ, WRITE, FALLOCATE and
+// COPY_FILE_RANGE and exclusively by READDIR and LSEEK, which move the
+// descriptor's offset.
 //
 // # Resolving guest names
 //

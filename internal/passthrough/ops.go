@@ -667,3 +667,82 @@ func errno(err error) unix.Errno {
 	}
 	return unix.EIO
 }
+
+// Fallocate implements fuse.FileSystem.Fallocate: fallocate(2) on the handle's
+// descriptor with the guest's mode.
+func (fs *FS) Fallocate(c *fuse.Context, nodeid uint64, in *fuse.FallocateIn) unix.Errno {
+	h := fs.getHandle(nodeid, in.Fh)
+	if h == nil {
+		return unix.EBADF
+	}
+	h.io.RLock()
+	e := errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
+	h.io.RUnlock()
+	fs.putHandle(h)
+	return e
+}
+
+// Lseek implements fuse.FileSystem.Lseek (SEEK_DATA and SEEK_HOLE
+// included). It moves the handle's file offset, so it takes the handle
+// exclusively.
+func (fs *FS) Lseek(c *fuse.Context, nodeid uint64, in *fuse.LseekIn, out *fuse.LseekOut) unix.Errno {
+	h := fs.getHandle(nodeid, in.Fh)
+	if h == nil {
+		return unix.EBADF
+	}
+	h.io.Lock()
+	off, err := unix.Seek(h.fd, int64(in.Offset), int(in.Whence))
+	h.io.Unlock()
+	fs.putHandle(h)
+	if err != nil {
+		return errno(err)
+	}
+	out.Offset = uint64(off)
+	return 0
+}
+
+// CopyFileRange implements fuse.FileSystem.CopyFileRange between handle
+// in.FhIn of nodeid and handle in.FhOut of in.NodeIDOut, returning the
+// bytes copied. Both handles must match their node IDs (EBADF). The flags
+// go to the kernel unchanged (it rejects non-zero ones).
+func (fs *FS) CopyFileRange(c *fuse.Context, nodeid uint64, in *fuse.CopyFileRangeIn) (int, unix.Errno) {
+	hin := fs.getHandle(nodeid, in.FhIn)
+	if hin == nil {
+		return 0, unix.EBADF
+	}
+	defer fs.putHandle(hin)
+	hout := fs.getHandle(in.NodeIDOut, in.FhOut)
+	if hout == nil {
+		return 0, unix.EBADF
+	}
+	defer fs.putHandle(hout)
+	hin.io.RLock()
+	defer hin.io.RUnlock()
+	if hout != hin {
+		hout.io.RLock()
+		defer hout.io.RUnlock()
+	}
+	offIn, offOut := int64(in.OffIn), int64(in.OffOut)
+	n, err := unix.CopyFileRange(hin.fd, &offIn, hout.fd, &offOut, int(in.Len), int(in.Flags))
+	if err != nil {
+		return 0, errno(err)
+	}
+	return n, 0
+}
+
+// Syncfs implements fuse.FileSystem.Syncfs: syncfs(2) on a descriptor
+// reopened from nodeid (regular files and directories only, else EBADF).
+func (fs *FS) Syncfs(c *fuse.Context, nodeid uint64) unix.Errno {
+	in := fs.getInode(nodeid)
+	if in == nil {
+		return unix.EBADF
+	}
+	fd, e := fs.reopen(in, unix.O_RDONLY|unix.O_NOFOLLOW)
+	fs.putInode(in)
+	if e != 0 {
+		return e
+	}
+	e = errno(unix.Syncfs(fd))
+	unix.Close(fd)
+	return e
+}
