@@ -13,7 +13,8 @@ type wire interface {
 		InitOut | StatfsOut | WriteOut | Dirent | GetattrIn | SetattrIn |
 		MknodIn | MkdirIn | RenameIn | Rename2In | LinkIn | OpenIn | CreateIn |
 		ReleaseIn | FlushIn | ReadIn | WriteIn | FsyncIn | AccessIn | ForgetIn |
-		BatchForgetIn | ForgetOne | ExtHeader | Secctx | SuppGroups
+		BatchForgetIn | ForgetOne | FallocateIn | LseekIn | LseekOut |
+		CopyFileRangeIn | ExtHeader | Secctx | SuppGroups
 }
 
 // Sizes of the fixed wire headers.

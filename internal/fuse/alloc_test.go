@@ -66,9 +66,15 @@ func (nopFS) Opendir(*Context, uint64, *OpenIn, *OpenOut) unix.Errno { return 0 
 func (nopFS) Readdir(_ *Context, _ uint64, _ *ReadIn, buf []byte) (int, unix.Errno) {
 	return 0, 0
 }
-func (nopFS) Releasedir(*Context, uint64, *ReleaseIn) unix.Errno { return 0 }
-func (nopFS) Fsyncdir(*Context, uint64, *FsyncIn) unix.Errno     { return 0 }
-func (nopFS) Access(*Context, uint64, uint32) unix.Errno         { return 0 }
+func (nopFS) Releasedir(*Context, uint64, *ReleaseIn) unix.Errno     { return 0 }
+func (nopFS) Fsyncdir(*Context, uint64, *FsyncIn) unix.Errno         { return 0 }
+func (nopFS) Access(*Context, uint64, uint32) unix.Errno             { return 0 }
+func (nopFS) Fallocate(*Context, uint64, *FallocateIn) unix.Errno    { return 0 }
+func (nopFS) Lseek(*Context, uint64, *LseekIn, *LseekOut) unix.Errno { return 0 }
+func (nopFS) CopyFileRange(_ *Context, _ uint64, in *CopyFileRangeIn) (int, unix.Errno) {
+	return int(min(in.Len, 1<<30)), 0
+}
+func (nopFS) Syncfs(*Context, uint64) unix.Errno { return 0 }
 
 // hotRequests are the requests that must not allocate, with their reply
 // sizes. READ and WRITE use several buffers on both sides, as a guest

@@ -26,6 +26,8 @@ type fakeFS struct {
 	readData []byte // Read source (at offset 0 of the file)
 	readRet  int    // if >= 0 (and set), overrides Read's count
 	writeRet int    // if >= 0 (and set), overrides Write's count
+	seekOff  uint64 // Lseek result
+	copied   int    // CopyFileRange count
 	dirents  []byte // Readdir data (raw linux_dirent64 records)
 	panicMsg string // if set, every call panics with it
 
@@ -258,6 +260,27 @@ func (f *fakeFS) Fsyncdir(c *Context, nodeid uint64, in *FsyncIn) unix.Errno {
 
 func (f *fakeFS) Access(c *Context, nodeid uint64, mask uint32) unix.Errno {
 	f.rec("Access %s node=%d mask=%d", ctxString(c), nodeid, mask)
+	return f.errno
+}
+
+func (f *fakeFS) Fallocate(c *Context, nodeid uint64, in *FallocateIn) unix.Errno {
+	f.rec("Fallocate %s node=%d in=%+v", ctxString(c), nodeid, *in)
+	return f.errno
+}
+
+func (f *fakeFS) Lseek(c *Context, nodeid uint64, in *LseekIn, out *LseekOut) unix.Errno {
+	f.rec("Lseek %s node=%d in=%+v", ctxString(c), nodeid, *in)
+	out.Offset = f.seekOff
+	return f.errno
+}
+
+func (f *fakeFS) CopyFileRange(c *Context, nodeid uint64, in *CopyFileRangeIn) (int, unix.Errno) {
+	f.rec("CopyFileRange %s node=%d in=%+v", ctxString(c), nodeid, *in)
+	return f.copied, f.errno
+}
+
+func (f *fakeFS) Syncfs(c *Context, nodeid uint64) unix.Errno {
+	f.rec("Syncfs %s node=%d", ctxString(c), nodeid)
 	return f.errno
 }
 

@@ -106,4 +106,15 @@ type FileSystem interface {
 	Releasedir(c *Context, nodeid uint64, in *ReleaseIn) unix.Errno
 	Fsyncdir(c *Context, nodeid uint64, in *FsyncIn) unix.Errno
 	Access(c *Context, nodeid uint64, mask uint32) unix.Errno
+	// Fallocate calls fallocate(2) with in.Mode unchanged on handle in.Fh.
+	Fallocate(c *Context, nodeid uint64, in *FallocateIn) unix.Errno
+	// Lseek moves the offset of handle in.Fh (in.Whence unchanged,
+	// SEEK_DATA and SEEK_HOLE included) and stores the new offset in out.
+	Lseek(c *Context, nodeid uint64, in *LseekIn, out *LseekOut) unix.Errno
+	// CopyFileRange copies in.Len bytes from handle in.FhIn of nodeid to
+	// handle in.FhOut of in.NodeIDOut, with in.Flags unchanged, and returns
+	// the byte count (at most in.Len).
+	CopyFileRange(c *Context, nodeid uint64, in *CopyFileRangeIn) (int, unix.Errno)
+	// Syncfs flushes the host file system that holds nodeid.
+	Syncfs(c *Context, nodeid uint64) unix.Errno
 }

@@ -142,6 +142,10 @@ func fuzzSeeds() [][]byte {
 		request(FUSE_INTERRUPT, 0, uint64(1)),
 		request(FUSE_DESTROY, 0),
 		request(FUSE_GETXATTR, 1, GetxattrIn{Size: 10}, "user.x\x00"),
+		request(FUSE_FALLOCATE, 2, FallocateIn{Fh: 1, Length: 4096, Mode: 1}),
+		request(FUSE_LSEEK, 2, LseekIn{Fh: 1, Offset: 10, Whence: 3}),
+		request(FUSE_COPY_FILE_RANGE, 2, CopyFileRangeIn{FhIn: 1, NodeIDOut: 3, FhOut: 2, Len: 100}),
+		request(FUSE_SYNCFS, 1, uint64(0)),
 	}
 }
 

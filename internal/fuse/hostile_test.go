@@ -26,6 +26,9 @@ func TestHostileRequests(t *testing.T) {
 		{name: "truncated read body", req: request(FUSE_READ, 1, make([]byte, 39)), reply: errReply(unix.EINVAL)},
 		{name: "truncated write body", req: request(FUSE_WRITE, 1, make([]byte, 39)), reply: errReply(unix.EINVAL)},
 		{name: "truncated create body", req: request(FUSE_CREATE, 1, make([]byte, 15)), reply: errReply(unix.EINVAL)},
+		{name: "truncated fallocate body", req: request(FUSE_FALLOCATE, 1, make([]byte, 31)), reply: errReply(unix.EINVAL)},
+		{name: "truncated lseek body", req: request(FUSE_LSEEK, 1, make([]byte, 23)), reply: errReply(unix.EINVAL)},
+		{name: "truncated copy_file_range body", req: request(FUSE_COPY_FILE_RANGE, 1, make([]byte, 55)), reply: errReply(unix.EINVAL)},
 		{name: "truncated forget body", req: request(FUSE_FORGET, 1, uint32(1)), noOut: true},
 		{name: "truncated init body", req: request(FUSE_INIT, 0, uint32(7), uint32(38)), reply: errReply(unix.EINVAL)},
 		{name: "lookup without NUL", req: request(FUSE_LOOKUP, 1, "foo"), reply: errReply(unix.EINVAL)},
@@ -64,12 +67,13 @@ func TestHostileRequests(t *testing.T) {
 		{name: "create out too small", req: request(FUSE_CREATE, 1, CreateIn{}, "foo\x00"), out: 16 + 128 + 15, reply: errReply(unix.EINVAL)},
 		{name: "init out too small", req: request(FUSE_INIT, 0, InitIn{Major: 7, Minor: 38}), out: 16 + 63, reply: errReply(unix.EINVAL)},
 		{name: "statfs out too small", req: request(FUSE_STATFS, 1), out: 16 + 79, reply: errReply(unix.EINVAL)},
+		{name: "lseek out too small", req: request(FUSE_LSEEK, 1, LseekIn{}), out: 16 + 7, reply: errReply(unix.EINVAL)},
+		{name: "copy_file_range out too small", req: request(FUSE_COPY_FILE_RANGE, 1, CopyFileRangeIn{}), out: 16 + 7, reply: errReply(unix.EINVAL)},
 		{name: "getattr out too small", req: request(FUSE_GETATTR, 1, GetattrIn{}), out: 16 + 103, reply: errReply(unix.EINVAL)},
 	}
 	for _, opc := range []Opcode{0, 7, 19, FUSE_SETXATTR, FUSE_GETXATTR, FUSE_LISTXATTR, FUSE_REMOVEXATTR,
 		FUSE_GETLK, FUSE_SETLK, FUSE_SETLKW, FUSE_BMAP, FUSE_IOCTL, FUSE_POLL, FUSE_NOTIFY_REPLY,
-		FUSE_FALLOCATE, FUSE_LSEEK, FUSE_COPY_FILE_RANGE, FUSE_SETUPMAPPING, FUSE_REMOVEMAPPING,
-		FUSE_SYNCFS, FUSE_TMPFILE, FUSE_STATX, 53, 1000, CUSE_INIT, 0xffffffff} {
+		FUSE_SETUPMAPPING, FUSE_REMOVEMAPPING, FUSE_TMPFILE, FUSE_STATX, 53, 1000, CUSE_INIT, 0xffffffff} {
 		cases = append(cases, tcase{name: "enosys " + opc.String(), req: request(opc, 1, make([]byte, 64)), reply: errReply(unix.ENOSYS)})
 	}
 	runCases(t, cases)

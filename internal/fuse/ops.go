@@ -28,7 +28,8 @@ type op struct {
 }
 
 // ops is the dispatch table, indexed by opcode. Opcodes without a handler
-// (locks, xattrs, fallocate, lseek, ... and unknown ones) get ENOSYS.
+// (locks, xattrs, BMAP, IOCTL, POLL, DAX mappings, TMPFILE, STATX and
+// unknown ones) get ENOSYS.
 var ops = [...]op{
 	FUSE_LOOKUP:          {wholeBody: true, outSize: sizeof[EntryOut](), handle: doLookup},
 	FUSE_FORGET:          {fixed: sizeof[ForgetIn](), noReply: true, handle: doForget},
@@ -70,14 +71,14 @@ var ops = [...]op{
 	FUSE_POLL:            {},
 	FUSE_NOTIFY_REPLY:    {},
 	FUSE_BATCH_FORGET:    {fixed: sizeof[BatchForgetIn](), wholeBody: true, noReply: true, handle: doBatchForget},
-	FUSE_FALLOCATE:       {},
+	FUSE_FALLOCATE:       {fixed: sizeof[FallocateIn](), handle: doFallocate},
 	FUSE_READDIRPLUS:     {fixed: sizeof[ReadIn](), handle: doReaddirplus},
 	FUSE_RENAME2:         {fixed: sizeof[Rename2In](), wholeBody: true, handle: doRename2},
-	FUSE_LSEEK:           {},
-	FUSE_COPY_FILE_RANGE: {},
+	FUSE_LSEEK:           {fixed: sizeof[LseekIn](), outSize: sizeof[LseekOut](), handle: doLseek},
+	FUSE_COPY_FILE_RANGE: {fixed: sizeof[CopyFileRangeIn](), outSize: sizeof[WriteOut](), handle: doCopyFileRange},
 	FUSE_SETUPMAPPING:    {},
 	FUSE_REMOVEMAPPING:   {},
-	FUSE_SYNCFS:          {},
+	FUSE_SYNCFS:          {handle: doSyncfs},
 	FUSE_TMPFILE:         {},
 	FUSE_STATX:           {},
 }
@@ -398,6 +399,41 @@ func doFsyncdir(w *Worker) unix.Errno {
 func doAccess(w *Worker) unix.Errno {
 	in, _ := decode[AccessIn](w.body)
 	return w.s.fs.Access(&w.ctx, w.hdr.NodeID, in.Mask)
+}
+
+func doFallocate(w *Worker) unix.Errno {
+	w.fallocIn, _ = decode[FallocateIn](w.body)
+	return w.s.fs.Fallocate(&w.ctx, w.hdr.NodeID, &w.fallocIn)
+}
+
+func doLseek(w *Worker) unix.Errno {
+	w.lseekIn, _ = decode[LseekIn](w.body)
+	w.lseekOut = LseekOut{}
+	w.setReply(bytesOf(&w.lseekOut))
+	return w.s.fs.Lseek(&w.ctx, w.hdr.NodeID, &w.lseekIn, &w.lseekOut)
+}
+
+// doCopyFileRange replies with the byte count truncated to 32 bits, as
+// struct fuse_write_out holds no more.
+func doCopyFileRange(w *Worker) unix.Errno {
+	w.copyIn, _ = decode[CopyFileRangeIn](w.body)
+	n, errno := w.s.fs.CopyFileRange(&w.ctx, w.hdr.NodeID, &w.copyIn)
+	if errno != 0 {
+		return errno
+	}
+	if n < 0 || uint64(n) > w.copyIn.Len {
+		w.s.limited(slog.LevelError, "file system returned a bad copy length", "len", n, "size", w.copyIn.Len)
+		return unix.EIO
+	}
+	w.writeOut = WriteOut{Size: uint32(n)}
+	w.setReply(bytesOf(&w.writeOut))
+	return 0
+}
+
+// doSyncfs does not read the body (struct fuse_syncfs_in holds only
+// padding).
+func doSyncfs(w *Worker) unix.Errno {
+	return w.s.fs.Syncfs(&w.ctx, w.hdr.NodeID)
 }
 
 // doInterrupt ignores the request: requests are never cancelled.

@@ -105,6 +105,9 @@ type Worker struct {
 	readIn    ReadIn
 	writeIn   WriteIn
 	fsyncIn   FsyncIn
+	fallocIn  FallocateIn
+	lseekIn   LseekIn
+	copyIn    CopyFileRangeIn
 
 	// Reply structures.
 	entry    EntryOut
@@ -114,6 +117,7 @@ type Worker struct {
 	writeOut WriteOut
 	initOut  InitOut
 	dirent   Dirent
+	lseekOut LseekOut
 
 	iov     [][]byte // view of guest memory for READ/WRITE
 	dirbuf  []byte   // linux_dirent64 records from FileSystem.Readdir

@@ -254,3 +254,47 @@ func TestReadWrite(t *testing.T) {
 		{name: "write reply does not fit", req: request(FUSE_WRITE, 4, WriteIn{Fh: 3, Size: 5}, "hello"), out: 23, reply: errReply(unix.EINVAL)},
 	})
 }
+
+func TestFileRangeOps(t *testing.T) {
+	fa := FallocateIn{Fh: 3, Offset: 4096, Length: 1 << 20, Mode: unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE}
+	sd := LseekIn{Fh: 3, Offset: 100, Whence: unix.SEEK_DATA}
+	sh := LseekIn{Fh: 3, Offset: 1 << 40, Whence: unix.SEEK_HOLE}
+	cp := CopyFileRangeIn{FhIn: 3, OffIn: 10, NodeIDOut: 9, FhOut: 8, OffOut: 20, Len: 100, Flags: 0xdeadbeef00000001}
+	big := CopyFileRangeIn{FhIn: 3, NodeIDOut: 4, FhOut: 3, Len: 1 << 33}
+	copied := func(n int) func(f *fakeFS, _ *Server) { return func(f *fakeFS, _ *Server) { f.copied = n } }
+	fail := func(e unix.Errno) func(f *fakeFS, _ *Server) { return func(f *fakeFS, _ *Server) { f.errno = e } }
+	runCases(t, []tcase{
+		{name: "fallocate", req: request(FUSE_FALLOCATE, 4, fa),
+			calls: []string{fmt.Sprintf("Fallocate %%c node=4 in=%+v", fa)}, reply: reply()},
+		{name: "fallocate ignores trailing bytes", req: request(FUSE_FALLOCATE, 4, fa, "junk"),
+			calls: []string{fmt.Sprintf("Fallocate %%c node=4 in=%+v", fa)}, reply: reply()},
+		{name: "fallocate error", setup: fail(unix.EOPNOTSUPP), req: request(FUSE_FALLOCATE, 4, fa),
+			calls: []string{fmt.Sprintf("Fallocate %%c node=4 in=%+v", fa)}, reply: errReply(unix.EOPNOTSUPP)},
+		{name: "fallocate not executed without room for a reply", req: request(FUSE_FALLOCATE, 4, fa), out: 15},
+		{name: "lseek data", setup: func(f *fakeFS, _ *Server) { f.seekOff = 8192 }, req: request(FUSE_LSEEK, 4, sd),
+			calls: []string{fmt.Sprintf("Lseek %%c node=4 in=%+v", sd)}, reply: reply(LseekOut{Offset: 8192})},
+		{name: "lseek hole", setup: func(f *fakeFS, _ *Server) { f.seekOff = 1<<40 + 4096 }, req: request(FUSE_LSEEK, 4, sh),
+			calls: []string{fmt.Sprintf("Lseek %%c node=4 in=%+v", sh)}, reply: reply(LseekOut{Offset: 1<<40 + 4096})},
+		{name: "lseek error", setup: fail(unix.ENXIO), req: request(FUSE_LSEEK, 4, sd),
+			calls: []string{fmt.Sprintf("Lseek %%c node=4 in=%+v", sd)}, reply: errReply(unix.ENXIO)},
+		{name: "lseek reply fits exactly", setup: func(f *fakeFS, _ *Server) { f.seekOff = 1 }, req: request(FUSE_LSEEK, 4, sd), out: 24,
+			calls: []string{fmt.Sprintf("Lseek %%c node=4 in=%+v", sd)}, reply: reply(LseekOut{Offset: 1})},
+		{name: "copy_file_range", setup: copied(100), req: request(FUSE_COPY_FILE_RANGE, 4, cp),
+			calls: []string{fmt.Sprintf("CopyFileRange %%c node=4 in=%+v", cp)}, reply: reply(WriteOut{Size: 100})},
+		{name: "copy_file_range short", setup: copied(7), req: request(FUSE_COPY_FILE_RANGE, 4, cp),
+			calls: []string{fmt.Sprintf("CopyFileRange %%c node=4 in=%+v", cp)}, reply: reply(WriteOut{Size: 7})},
+		{name: "copy_file_range count truncated to 32 bits", setup: copied(1<<32 + 5), req: request(FUSE_COPY_FILE_RANGE, 4, big),
+			calls: []string{fmt.Sprintf("CopyFileRange %%c node=4 in=%+v", big)}, reply: reply(WriteOut{Size: 5})},
+		{name: "copy_file_range count beyond len", setup: copied(101), req: request(FUSE_COPY_FILE_RANGE, 4, cp),
+			calls: []string{fmt.Sprintf("CopyFileRange %%c node=4 in=%+v", cp)}, reply: errReply(unix.EIO)},
+		{name: "copy_file_range negative count", setup: copied(-1), req: request(FUSE_COPY_FILE_RANGE, 4, cp),
+			calls: []string{fmt.Sprintf("CopyFileRange %%c node=4 in=%+v", cp)}, reply: errReply(unix.EIO)},
+		{name: "copy_file_range error", setup: fail(unix.EXDEV), req: request(FUSE_COPY_FILE_RANGE, 4, cp),
+			calls: []string{fmt.Sprintf("CopyFileRange %%c node=4 in=%+v", cp)}, reply: errReply(unix.EXDEV)},
+		{name: "syncfs", req: request(FUSE_SYNCFS, 5, uint64(0)), calls: []string{"Syncfs %c node=5"}, reply: reply()},
+		{name: "syncfs without body", req: request(FUSE_SYNCFS, 5), calls: []string{"Syncfs %c node=5"}, reply: reply()},
+		{name: "syncfs body not read", req: request(FUSE_SYNCFS, 5, make([]byte, 64)), calls: []string{"Syncfs %c node=5"}, reply: reply()},
+		{name: "syncfs error", setup: fail(unix.EBADF), req: request(FUSE_SYNCFS, 5),
+			calls: []string{"Syncfs %c node=5"}, reply: errReply(unix.EBADF)},
+	})
+}
