@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"bytes"
+	"log/slog"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +58,14 @@ func (w *Worker) splitName(off int) (Name, int, unix.Errno) {
 // validName runs checkName and logs rejected names.
 func (w *Worker) validName(b []byte) (Name, unix.Errno) {
 	if errno := checkName(b); errno != 0 {
-		w.s.warn("reject request: bad name", "opcode", w.hdr.Opcode, "unique", w.hdr.Unique, "len", len(b)-1, "errno", errno.Error())
+		// An over-long name is an ordinary user error (the host would
+		// refuse it the same way); the others are never sent by a
+		// well-behaved guest kernel.
+		level := slog.LevelWarn
+		if errno == unix.ENAMETOOLONG {
+			level = slog.LevelDebug
+		}
+		w.s.limited(level, "reject request: bad name", "opcode", w.hdr.Opcode, "unique", w.hdr.Unique, "len", len(b)-1, "errno", errno.Error())
 		return nil, errno
 	}
 	return Name(b), 0
