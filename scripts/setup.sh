@@ -7,7 +7,9 @@
 #   - the reference daemon: Debian trixie's virtiofsd 1.13.2 and the libraries it
 #     needs, unpacked (not installed) under $DEPS/ref, run through a wrapper that
 #     uses trixie's dynamic loader: $DEPS/ref/virtiofsd;
-#   - Debian's 6.12 cloud kernel, unpacked (not installed): $DEPS/kernel/vmlinuz.
+#   - Debian's 6.12 cloud kernel, unpacked (not installed): $DEPS/kernel/vmlinuz;
+#   - bookworm's stress-ng with its libraries and loader, unpacked (not
+#     installed) for the guest's initramfs: $DEPS/stress-ng/guest.
 #
 # DEPS is $VIRTIOFSD_TEST_DEPS, default /opt/virtiofsd-test. The script is
 # idempotent and returns quickly once everything is in place.
@@ -211,3 +213,52 @@ if ! kernel_ok; then
 	mv "$KDIR.new" "$KDIR"
 fi
 log "kernel: $(cat "$KDIR/package") ($KDIR/vmlinuz)"
+
+# ---------------------------------------------------------------------------
+# stress-ng for the guest: bookworm's stress-ng with every shared library it
+# loads, unpacked (not installed) and laid out as the guest's initramfs needs
+# it: $DEPS/stress-ng/guest/usr/bin/stress-ng, its libraries in
+# $DEPS/stress-ng/guest/lib/x86_64-linux-gnu and the loader in
+# $DEPS/stress-ng/guest/lib64.
+# ---------------------------------------------------------------------------
+SNG="$DEPS/stress-ng"
+SNG_PKGS=(stress-ng libc6 libegl1 libglvnd0 libgles2 libipsec-mb1 libjudydebian1 libapparmor1 libbsd0
+	libmd0 libcrypt1 libgbm1 libdrm2 libwayland-server0 libexpat1 libjpeg62-turbo libkmod2 libzstd1
+	liblzma5 libssl3 libffi8 libsctp1 libxxhash0 zlib1g)
+sng_ok() {
+	[ -x "$SNG/guest/usr/bin/stress-ng" ] && [ -x "$SNG/guest/lib64/ld-linux-x86-64.so.2" ] &&
+		[ -s "$SNG/version" ]
+}
+if ! sng_ok; then
+	log "fetching stress-ng and its libraries from bookworm"
+	mkdir -p "$DEPS"
+	if ! download_extract bookworm "$SNG" "${SNG_PKGS[@]}"; then
+		apt_update
+		download_extract bookworm "$SNG" "${SNG_PKGS[@]}"
+	fi
+	root="$SNG.tmp/root"
+	ldso="$(find "$root" -name 'ld-linux-x86-64.so.2' | head -n1)"
+	[ -n "$ldso" ] || die "no ld-linux-x86-64.so.2 in bookworm's libc6 package"
+	[ -x "$root/usr/bin/stress-ng" ] || die "no usr/bin/stress-ng in bookworm's stress-ng package"
+	libpath="${ldso%/*}:$root/usr/lib/x86_64-linux-gnu"
+	g="$SNG.tmp/guest"
+	mkdir -p "$g/usr/bin" "$g/lib/x86_64-linux-gnu" "$g/lib64"
+	cp "$root/usr/bin/stress-ng" "$g/usr/bin/stress-ng"
+	cp -L "$ldso" "$g/lib64/ld-linux-x86-64.so.2"
+	# Every library the loader resolves, under the name the binary asks for.
+	list="$("$ldso" --library-path "$libpath" --list "$root/usr/bin/stress-ng")" ||
+		die "cannot list the libraries of stress-ng"
+	if grep -q 'not found' <<<"$list"; then
+		die "stress-ng needs libraries not in the downloaded packages: $(grep 'not found' <<<"$list" | tr -s ' \t' ' ')"
+	fi
+	while read -r name arrow path _; do
+		[ "$arrow" = "=>" ] || continue
+		case "$name" in */ld-linux-x86-64.so.2) continue ;; esac
+		cp -L "$path" "$g/lib/x86_64-linux-gnu/$name"
+	done <<<"$list"
+	dpkg-deb -f "$SNG.tmp"/debs/stress-ng_*.deb Version >"$SNG.tmp/version"
+	rm -rf "$SNG.tmp/root" "$SNG.tmp/debs" "$SNG"
+	mv "$SNG.tmp" "$SNG"
+	sng_ok || die "stress-ng was not laid out in $SNG/guest"
+fi
+log "stress-ng: $(cat "$SNG/version") ($SNG/guest)"
