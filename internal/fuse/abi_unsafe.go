@@ -14,7 +14,8 @@ type wire interface {
 		MknodIn | MkdirIn | RenameIn | Rename2In | LinkIn | OpenIn | CreateIn |
 		ReleaseIn | FlushIn | ReadIn | WriteIn | FsyncIn | AccessIn | ForgetIn |
 		BatchForgetIn | ForgetOne | FallocateIn | LseekIn | LseekOut |
-		CopyFileRangeIn | ExtHeader | Secctx | SuppGroups
+		CopyFileRangeIn | ExtHeader | Secctx | SuppGroups | SetxattrIn |
+		GetxattrIn | GetxattrOut
 }
 
 // Sizes of the fixed wire headers.

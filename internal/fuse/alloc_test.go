@@ -75,6 +75,14 @@ func (nopFS) CopyFileRange(_ *Context, _ uint64, in *CopyFileRangeIn) (int, unix
 	return int(min(in.Len, 1<<30)), 0
 }
 func (nopFS) Syncfs(*Context, uint64) unix.Errno { return 0 }
+func (nopFS) GetXattr(_ *Context, _ uint64, _, buf []byte) (int, unix.Errno) {
+	return len(buf), 0
+}
+func (nopFS) ListXattr(_ *Context, _ uint64, buf []byte) (int, unix.Errno) { return len(buf), 0 }
+func (nopFS) SetXattr(*Context, uint64, []byte, []byte, *SetxattrIn) unix.Errno {
+	return 0
+}
+func (nopFS) RemoveXattr(*Context, uint64, []byte) unix.Errno { return 0 }
 
 // hotRequests are the requests that must not allocate, with their reply
 // sizes. READ and WRITE use several buffers on both sides, as a guest
@@ -88,6 +96,8 @@ var hotRequests = []struct {
 	{"GETATTR", request(FUSE_GETATTR, 2, GetattrIn{}), 16 + 104},
 	{"READ", request(FUSE_READ, 2, ReadIn{Fh: 1, Size: 64 << 10}), 16 + 64<<10},
 	{"WRITE", request(FUSE_WRITE, 2, WriteIn{Fh: 1, Size: 64 << 10}, make([]byte, 64<<10)), 16 + 8},
+	{"GETXATTR", request(FUSE_GETXATTR, 2, GetxattrIn{Size: 64}, "user.x\x00"), 16 + 64},
+	{"SETXATTR", request(FUSE_SETXATTR, 2, SetxattrIn{Size: 3}.compat(), "user.x\x00abc"), 16},
 }
 
 func TestZeroAllocs(t *testing.T) {

@@ -29,6 +29,8 @@ type fakeFS struct {
 	seekOff  uint64 // Lseek result
 	copied   int    // CopyFileRange count
 	dirents  []byte // Readdir data (raw linux_dirent64 records)
+	xattr    []byte // GetXattr value and ListXattr list
+	xattrRet int    // if useRet, overrides the GetXattr/ListXattr count
 	panicMsg string // if set, every call panics with it
 
 	useRet    bool                  // use readRet/writeRet
@@ -281,6 +283,43 @@ func (f *fakeFS) CopyFileRange(c *Context, nodeid uint64, in *CopyFileRangeIn) (
 
 func (f *fakeFS) Syncfs(c *Context, nodeid uint64) unix.Errno {
 	f.rec("Syncfs %s node=%d", ctxString(c), nodeid)
+	return f.errno
+}
+
+// xattrCopy answers GetXattr and ListXattr like the system calls do.
+func (f *fakeFS) xattrCopy(buf []byte) (int, unix.Errno) {
+	if f.errno != 0 {
+		return 0, f.errno
+	}
+	if f.useRet {
+		return f.xattrRet, 0
+	}
+	if len(buf) == 0 {
+		return len(f.xattr), 0
+	}
+	if len(f.xattr) > len(buf) {
+		return 0, unix.ERANGE
+	}
+	return copy(buf, f.xattr), 0
+}
+
+func (f *fakeFS) GetXattr(c *Context, nodeid uint64, name, buf []byte) (int, unix.Errno) {
+	f.rec("GetXattr %s node=%d name=%q size=%d", ctxString(c), nodeid, name, len(buf))
+	return f.xattrCopy(buf)
+}
+
+func (f *fakeFS) ListXattr(c *Context, nodeid uint64, buf []byte) (int, unix.Errno) {
+	f.rec("ListXattr %s node=%d size=%d", ctxString(c), nodeid, len(buf))
+	return f.xattrCopy(buf)
+}
+
+func (f *fakeFS) SetXattr(c *Context, nodeid uint64, name, value []byte, in *SetxattrIn) unix.Errno {
+	f.rec("SetXattr %s node=%d name=%q value=%q in=%+v", ctxString(c), nodeid, name, value, *in)
+	return f.errno
+}
+
+func (f *fakeFS) RemoveXattr(c *Context, nodeid uint64, name []byte) unix.Errno {
+	f.rec("RemoveXattr %s node=%d name=%q", ctxString(c), nodeid, name)
 	return f.errno
 }
 

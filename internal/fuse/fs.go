@@ -117,4 +117,23 @@ type FileSystem interface {
 	CopyFileRange(c *Context, nodeid uint64, in *CopyFileRangeIn) (int, unix.Errno)
 	// Syncfs flushes the host file system that holds nodeid.
 	Syncfs(c *Context, nodeid uint64) unix.Errno
+
+	// Extended attributes. Attribute names are NUL-terminated and may
+	// hold any other byte ('/' included); they point into Worker memory.
+
+	// GetXattr reads attribute name of nodeid into buf like getxattr(2)
+	// and returns the value's length. An empty buf asks for the length
+	// only; a value longer than a non-empty buf is ERANGE. len(buf) is at
+	// most MaxBufferSize.
+	GetXattr(c *Context, nodeid uint64, name, buf []byte) (int, unix.Errno)
+	// ListXattr writes the NUL-terminated attribute names of nodeid into
+	// buf like listxattr(2) and returns the list's length; an empty buf
+	// asks for the length only.
+	ListXattr(c *Context, nodeid uint64, buf []byte) (int, unix.Errno)
+	// SetXattr sets attribute name of nodeid to value (len(value) ==
+	// in.Size) with in.Flags (XATTR_CREATE, XATTR_REPLACE) and
+	// in.SetxattrFlags (zero unless FUSE_SETXATTR_EXT was negotiated).
+	SetXattr(c *Context, nodeid uint64, name, value []byte, in *SetxattrIn) unix.Errno
+	// RemoveXattr removes attribute name of nodeid.
+	RemoveXattr(c *Context, nodeid uint64, name []byte) unix.Errno
 }

@@ -28,7 +28,7 @@ type op struct {
 }
 
 // ops is the dispatch table, indexed by opcode. Opcodes without a handler
-// (locks, xattrs, BMAP, IOCTL, POLL, DAX mappings, TMPFILE, STATX and
+// (locks, BMAP, IOCTL, POLL, DAX mappings, TMPFILE, STATX and
 // unknown ones) get ENOSYS.
 var ops = [...]op{
 	FUSE_LOOKUP:          {wholeBody: true, outSize: sizeof[EntryOut](), handle: doLookup},
@@ -49,10 +49,10 @@ var ops = [...]op{
 	FUSE_STATFS:          {outSize: sizeof[StatfsOut](), handle: doStatfs},
 	FUSE_RELEASE:         {fixed: sizeof[ReleaseIn](), handle: doRelease},
 	FUSE_FSYNC:           {fixed: sizeof[FsyncIn](), handle: doFsync},
-	FUSE_SETXATTR:        {},
-	FUSE_GETXATTR:        {},
-	FUSE_LISTXATTR:       {},
-	FUSE_REMOVEXATTR:     {},
+	FUSE_SETXATTR:        {fixed: setxattrCompatSize, wholeBody: true, handle: doSetxattr},
+	FUSE_GETXATTR:        {fixed: sizeof[GetxattrIn](), wholeBody: true, handle: doGetxattr},
+	FUSE_LISTXATTR:       {fixed: sizeof[GetxattrIn](), handle: doListxattr},
+	FUSE_REMOVEXATTR:     {wholeBody: true, handle: doRemovexattr},
 	FUSE_FLUSH:           {fixed: sizeof[FlushIn](), handle: doFlush},
 	FUSE_INIT:            {fixed: sizeof[InitIn](), wholeBody: true, outSize: sizeof[InitOut](), handle: doInit},
 	FUSE_OPENDIR:         {fixed: sizeof[OpenIn](), outSize: sizeof[OpenOut](), handle: doOpendir},

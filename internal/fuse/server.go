@@ -94,20 +94,21 @@ type Worker struct {
 	dataLen int
 
 	// Decoded request bodies.
-	getattrIn GetattrIn
-	setattrIn SetattrIn
-	mknodIn   MknodIn
-	mkdirIn   MkdirIn
-	openIn    OpenIn
-	createIn  CreateIn
-	releaseIn ReleaseIn
-	flushIn   FlushIn
-	readIn    ReadIn
-	writeIn   WriteIn
-	fsyncIn   FsyncIn
-	fallocIn  FallocateIn
-	lseekIn   LseekIn
-	copyIn    CopyFileRangeIn
+	getattrIn  GetattrIn
+	setattrIn  SetattrIn
+	mknodIn    MknodIn
+	mkdirIn    MkdirIn
+	openIn     OpenIn
+	createIn   CreateIn
+	releaseIn  ReleaseIn
+	flushIn    FlushIn
+	readIn     ReadIn
+	writeIn    WriteIn
+	fsyncIn    FsyncIn
+	fallocIn   FallocateIn
+	lseekIn    LseekIn
+	copyIn     CopyFileRangeIn
+	setxattrIn SetxattrIn
 
 	// Reply structures.
 	entry    EntryOut
@@ -118,9 +119,10 @@ type Worker struct {
 	initOut  InitOut
 	dirent   Dirent
 	lseekOut LseekOut
+	xattrOut GetxattrOut
 
 	iov     [][]byte // view of guest memory for READ/WRITE
-	dirbuf  []byte   // linux_dirent64 records from FileSystem.Readdir
+	dirbuf  []byte   // FileSystem.Readdir records; GETXATTR/LISTXATTR replies
 	linkbuf []byte   // FileSystem.Readlink target
 	gids    []uint32 // supplementary groups of a request extension
 }
