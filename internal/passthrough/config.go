@@ -1,6 +1,10 @@
 package passthrough
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"golang.org/x/sys/unix"
+)
 
 // CachePolicy is the --cache option.
 type CachePolicy int
@@ -41,6 +45,19 @@ type Config struct {
 	// prepared by the sandbox; the FS takes ownership of it. Otherwise New
 	// opens /proc/self/fd itself.
 	ProcSelfFD int
+	// InodeFileHandles is --inode-file-handles; the zero value is never.
+	InodeFileHandles FileHandleMode
+	// MountinfoFD, if positive, is a read-only descriptor on
+	// /proc/self/mountinfo prepared by the sandbox; the FS takes ownership
+	// of it. Otherwise New opens /proc/self/mountinfo itself when the file
+	// handle mode is not never.
+	MountinfoFD int
+	// KillprivV2 is --killpriv-v2: ask for FUSE_HANDLE_KILLPRIV_V2 and,
+	// once negotiated, make the host clear the set-user-ID and set-group-ID
+	// bits on the requests the guest flags.
+	KillprivV2 bool
+	// handleHook is a test hook, see FS.handleHook.
+	handleHook func(fd int) unix.Errno
 	// Log receives the file system's log records; nil means slog.Default().
 	Log *slog.Logger
 }

@@ -130,3 +130,38 @@ func raiseEffectiveCap(cp int) error {
 	data[cp/32].Effective |= 1 << (uint(cp) % 32)
 	return unix.Capset(&hdr, &data[0])
 }
+
+// dropFsetid removes CAP_FSETID from the calling thread's effective set if
+// it is there, saving the sets in cs, and reports whether it did; the
+// caller then restores them with restoreCaps on the same thread. Without
+// CAP_FSETID the host kernel clears the set-user-ID and set-group-ID bits
+// on a write or truncation as it would for an unprivileged writer.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) dropFsetid(cs *capState) bool {
+	if e := sysCapget(cs); e != 0 {
+		fs.log.Warn("cannot read thread capabilities", "err", e)
+		return false
+	}
+	const bit = uint32(1) << (unix.CAP_FSETID % 32)
+	if cs.data[unix.CAP_FSETID/32].Effective&bit == 0 {
+		return false
+	}
+	cs.data[unix.CAP_FSETID/32].Effective &^= bit
+	if e := sysCapset(cs); e != 0 {
+		fs.log.Warn("cannot drop CAP_FSETID", "err", e)
+		return false
+	}
+	cs.data[unix.CAP_FSETID/32].Effective |= bit
+	return true
+}
+
+// restoreCaps puts back the capability sets saved by dropFsetid. A thread
+// that cannot get its capabilities back would serve later requests
+// without them, so, like the reference, the process exits.
+func (fs *FS) restoreCaps(cs *capState) {
+	if e := sysCapset(cs); e != 0 {
+		fs.log.Error("cannot restore CAP_FSETID, exiting", "err", e)
+		os.Exit(1)
+	}
+}

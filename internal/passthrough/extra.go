@@ -23,11 +23,11 @@ func (fs *FS) Path(nodeid uint64) (string, error) {
 		return "", fmt.Errorf("find path of node %d: no root node", nodeid)
 	}
 	defer fs.putInode(rootIn)
-	rootPath, err := fs.fdPath(rootIn.fd)
+	rootPath, err := fs.inodePath(rootIn)
 	if err != nil {
 		return "", err
 	}
-	p, err := fs.fdPath(in.fd)
+	p, err := fs.inodePath(in)
 	if err != nil {
 		return "", err
 	}
@@ -43,6 +43,16 @@ func (fs *FS) Path(nodeid uint64) (string, error) {
 		return "", fmt.Errorf("find path of node %d: %q is outside the shared directory", nodeid, p)
 	}
 	return rel, nil
+}
+
+// inodePath returns the path the kernel reports for in's object.
+func (fs *FS) inodePath(in *inode) (string, error) {
+	fd, e := fs.pathFD(in)
+	if e != 0 {
+		return "", fmt.Errorf("open node %d: %w", in.nodeid, e)
+	}
+	defer fs.donePath(in, fd)
+	return fs.fdPath(fd)
 }
 
 // fdPath reads the /proc/self/fd link of fd. Unlinked objects have none.

@@ -51,6 +51,27 @@ type FS struct {
 
 	hmu     sync.Mutex
 	handles map[uint64]*handle // guarded by hmu
+
+	// handleMode is --inode-file-handles after the start-up self-test
+	// (which may turn prefer into never).
+	handleMode FileHandleMode
+	// byHandle indexes the records held as file handles; guarded by mu.
+	byHandle map[fileHandle]*inode
+	// mountinfoFD is /proc/self/mountinfo, read afresh for each new
+	// mount descriptor; -1 in never mode.
+	mountinfoFD int
+	// mmu guards the mount descriptor table and the once-per-mount log
+	// bookkeeping.
+	mmu            sync.Mutex
+	mounts         map[uint64]*mountFD
+	noHandleLogged map[uint64]bool
+	mountErrLogged map[uint64]bool
+	// handleHook, if set (tests only), runs before name_to_handle_at; a
+	// non-zero result is taken as that call's error.
+	handleHook func(fd int) unix.Errno
+
+	// killpriv is FUSE_HANDLE_KILLPRIV_V2 as negotiated at INIT.
+	killpriv atomic.Bool
 }
 
 var _ fuse.FileSystem = (*FS)(nil)
@@ -70,6 +91,13 @@ func New(cfg Config) (*FS, error) {
 		inodes:   make(map[uint64]*inode),
 		byKey:    make(map[inodeKey]*inode),
 		handles:  make(map[uint64]*handle),
+
+		handleMode:     cfg.InodeFileHandles,
+		byHandle:       make(map[fileHandle]*inode),
+		mountinfoFD:    -1,
+		mounts:         make(map[uint64]*mountFD),
+		noHandleLogged: make(map[uint64]bool),
+		mountErrLogged: make(map[uint64]bool),
 	}
 	if fs.log == nil {
 		fs.log = slog.Default()
@@ -99,10 +127,36 @@ func New(cfg Config) (*FS, error) {
 		}
 		fs.procFD = fd
 	}
+	switch cfg.InodeFileHandles {
+	case FileHandlesNever:
+	case FileHandlesPrefer, FileHandlesMandatory:
+		if cfg.MountinfoFD > 0 {
+			fs.mountinfoFD = cfg.MountinfoFD
+		} else {
+			fd, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				fs.Close()
+				return nil, fmt.Errorf("open /proc/self/mountinfo: %w", err)
+			}
+			fs.mountinfoFD = fd
+		}
+		fs.handleHook = cfg.handleHook
+		if err := fs.selfTestHandles(); err != nil {
+			fs.Close()
+			return nil, err
+		}
+	default:
+		fs.Close()
+		return nil, fmt.Errorf("create passthrough fs: unknown file handle mode %d", cfg.InodeFileHandles)
+	}
 	unix.Umask(0)
 	fs.useOpenat2 = probeOpenat2()
 	return fs, nil
 }
+
+// FileHandleMode returns the file handle mode in force: the configured one,
+// or never when the start-up self-test turned prefer off.
+func (fs *FS) FileHandleMode() FileHandleMode { return fs.handleMode }
 
 // probeOpenat2 reports whether openat2 works, by opening "." with it.
 func probeOpenat2() bool {
@@ -122,6 +176,10 @@ func (fs *FS) Close() {
 	if fs.procFD >= 0 {
 		unix.Close(fs.procFD)
 		fs.procFD = -1
+	}
+	if fs.mountinfoFD >= 0 {
+		unix.Close(fs.mountinfoFD)
+		fs.mountinfoFD = -1
 	}
 }
 
@@ -143,22 +201,25 @@ func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
 		unix.Close(fd)
 		return 0, e
 	}
-	if !fs.charge() {
+	var fh fileHandle
+	hasFH, e := fs.handleFor(fd, &stx, &fh)
+	if e != 0 {
 		unix.Close(fd)
-		return 0, unix.ENFILE
+		return 0, e
 	}
-	root := &inode{
-		nodeid:  RootID,
-		key:     keyOf(&stx),
-		mode:    uint32(stx.Mode) & unix.S_IFMT,
-		fd:      fd,
-		lookups: 2,
-		charged: true,
+	var fhp *fileHandle
+	if hasFH {
+		fhp = &fh
 	}
+	root, e := fs.newInode(fd, keyOf(&stx), uint32(stx.Mode), fhp)
+	if e != 0 {
+		return 0, e
+	}
+	root.nodeid = RootID
+	root.lookups = 2
 	root.refs.Store(1)
 	fs.mu.Lock()
-	fs.inodes[RootID] = root
-	fs.byKey[root.key] = root
+	fs.insertLocked(root)
 	fs.mu.Unlock()
 
 	want := fuse.FUSE_ASYNC_READ | fuse.FUSE_ATOMIC_O_TRUNC | fuse.FUSE_BIG_WRITES |
@@ -183,6 +244,14 @@ func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
 			fmt.Fprintln(os.Stderr, "Warning: Cannot announce submounts, client does not support it")
 		}
 	}
+	if fs.cfg.KillprivV2 {
+		want |= fuse.FUSE_HANDLE_KILLPRIV_V2
+		if capable&fuse.FUSE_HANDLE_KILLPRIV_V2 != 0 {
+			fs.killpriv.Store(true)
+		} else {
+			fs.log.Warn("Cannot enable KILLPRIV_V2, client does not support it")
+		}
+	}
 	fs.suppGroups.Store(capable&fuse.FUSE_CREATE_SUPP_GROUP != 0)
 	return want, 0
 }
@@ -202,6 +271,7 @@ func (fs *FS) Destroy() {
 	inodes := fs.inodes
 	fs.inodes = make(map[uint64]*inode)
 	fs.byKey = make(map[inodeKey]*inode)
+	fs.byHandle = make(map[fileHandle]*inode)
 	for _, in := range inodes {
 		in.lookups = 0
 	}
@@ -212,6 +282,7 @@ func (fs *FS) Destroy() {
 	fs.writeback.Store(false)
 	fs.announce.Store(false)
 	fs.suppGroups.Store(false)
+	fs.killpriv.Store(false)
 }
 
 // statxFD fills stx for the object open at fd.

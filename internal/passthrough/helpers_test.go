@@ -28,9 +28,23 @@ func requireRoot(t testing.TB) {
 // nm returns s as a fuse.Name.
 func nm(s string) fuse.Name { return fuse.Name(append([]byte(s), 0)) }
 
+// testHandleMode is the file handle mode of testConfig. The package's
+// tests run in never mode by default; VIRTIOFSD_TEST_FILE_HANDLES=prefer or
+// =mandatory runs them all with file handles (TestSuiteWithFileHandles
+// does that for the tests that do not depend on the mode).
+var testHandleMode = func() FileHandleMode {
+	switch os.Getenv("VIRTIOFSD_TEST_FILE_HANDLES") {
+	case "prefer":
+		return FileHandlesPrefer
+	case "mandatory":
+		return FileHandlesMandatory
+	}
+	return FileHandlesNever
+}()
+
 func testConfig(dir string) Config {
 	return Config{Root: dir, Cache: CacheAuto, Readdirplus: true, AnnounceSubmounts: true, FDBudget: 1000,
-		Log: slog.New(slog.DiscardHandler)}
+		InodeFileHandles: testHandleMode, Log: slog.New(slog.DiscardHandler)}
 }
 
 // newTestFS returns an initialised FS over a fresh temporary directory.

@@ -27,9 +27,13 @@ type inode struct {
 	// mode holds the file type bits (S_IFMT) seen at discovery.
 	mode uint32
 	// fd is the O_PATH descriptor on the object; closed when refs drops
-	// to zero. A record created from a file handle (--inode-file-handles)
-	// will have fd == -1 and carry the handle and its mount ID instead.
+	// to zero. A record held as a file handle (--inode-file-handles) has
+	// fd == -1 and carries the handle and its mount's descriptor instead.
 	fd int
+	// fh is the file handle (nil for an O_PATH record) and mnt the shared
+	// descriptor of its mount, released when refs drops to zero.
+	fh  *fileHandle
+	mnt *mountFD
 	// lookups is the guest's lookup count. An indexed record always has
 	// lookups > 0.
 	lookups uint64
@@ -74,6 +78,9 @@ func (fs *FS) closeInode(in *inode) {
 	if in.fd >= 0 {
 		unix.Close(in.fd)
 	}
+	if in.mnt != nil {
+		fs.putMount(in.mnt)
+	}
 	if in.charged {
 		fs.uncharge()
 	}
@@ -90,6 +97,11 @@ func (fs *FS) forgetLocked(in *inode, n uint64) bool {
 		delete(fs.inodes, in.nodeid)
 		if cur, ok := fs.byKey[in.key]; ok && cur == in {
 			delete(fs.byKey, in.key)
+		}
+		if in.fh != nil {
+			if cur, ok := fs.byHandle[*in.fh]; ok && cur == in {
+				delete(fs.byHandle, *in.fh)
+			}
 		}
 		return true
 	}
@@ -108,14 +120,34 @@ func (fs *FS) Forget(nodeid, nlookup uint64) {
 	}
 }
 
+// findLocked returns the indexed record for an object with identity key
+// and, if fh is not nil, file handle fh: by handle first, then by key, but
+// a key hit only counts if that record holds an O_PATH descriptor (a record
+// held as a handle does not pin its inode, whose number may since have been
+// given to another object).
+//
+// Preconditions: fs.mu is held.
+func (fs *FS) findLocked(key inodeKey, fh *fileHandle) *inode {
+	if fh != nil {
+		if in := fs.byHandle[*fh]; in != nil {
+			return in
+		}
+	}
+	if in := fs.byKey[key]; in != nil && in.fd >= 0 {
+		return in
+	}
+	return nil
+}
+
 // addEntry registers the object open at fd (an O_PATH descriptor the caller
-// hands over) with identity key and type mode, or adds one lookup to the
-// existing record for it, and returns the record with a reference for the
-// caller. fd is consumed in every case. ENFILE when a new record would exceed
-// the guest-fd budget.
-func (fs *FS) addEntry(fd int, key inodeKey, mode uint32) (*inode, unix.Errno) {
+// hands over) with identity key, type mode and, if not nil, file handle fh,
+// or adds one lookup to the existing record for it, and returns the record
+// with a reference for the caller. fd is consumed in every case. A record
+// with a file handle keeps no descriptor and takes no guest-fd slot; one
+// without takes a slot (ENFILE when the budget is exhausted).
+func (fs *FS) addEntry(fd int, key inodeKey, mode uint32, fh *fileHandle) (*inode, unix.Errno) {
 	fs.mu.Lock()
-	if in := fs.byKey[key]; in != nil {
+	if in := fs.findLocked(key, fh); in != nil {
 		in.lookups++
 		in.refs.Add(1)
 		fs.mu.Unlock()
@@ -124,34 +156,62 @@ func (fs *FS) addEntry(fd int, key inodeKey, mode uint32) (*inode, unix.Errno) {
 	}
 	fs.mu.Unlock()
 
-	// Not known: charge a slot and build the record outside the lock,
-	// then insert; a concurrent insert of the same object wins and this
-	// tentative record is dropped (its node ID is simply never used).
-	if !fs.charge() {
-		unix.Close(fd)
-		return nil, unix.ENFILE
+	// Not known: build the record outside the lock, then insert; a
+	// concurrent insert of the same object wins and this tentative record
+	// is dropped (its node ID is simply never used).
+	in, e := fs.newInode(fd, key, mode, fh)
+	if e != 0 {
+		return nil, e
 	}
-	in := &inode{
-		nodeid:  fs.nextNode.Add(1) - 1,
-		key:     key,
-		mode:    mode & unix.S_IFMT,
-		fd:      fd,
-		lookups: 1,
-		charged: true,
-	}
+	in.nodeid = fs.nextNode.Add(1) - 1
+	in.lookups = 1
 	in.refs.Store(2) // the table's and the caller's
 	fs.mu.Lock()
-	if won := fs.byKey[key]; won != nil {
+	if won := fs.findLocked(key, fh); won != nil {
 		won.lookups++
 		won.refs.Add(1)
 		fs.mu.Unlock()
 		fs.closeInode(in)
 		return won, 0
 	}
-	fs.inodes[in.nodeid] = in
-	fs.byKey[key] = in
+	fs.insertLocked(in)
 	fs.mu.Unlock()
 	return in, 0
+}
+
+// newInode builds an unindexed record (no node ID, counts zero) for the
+// object open at the O_PATH descriptor fd, which it consumes: with a file
+// handle the descriptor is closed and the mount's shared descriptor taken,
+// without one the descriptor is kept and a guest-fd slot charged.
+func (fs *FS) newInode(fd int, key inodeKey, mode uint32, fh *fileHandle) (*inode, unix.Errno) {
+	in := &inode{key: key, mode: mode & unix.S_IFMT, fd: fd}
+	if fh != nil {
+		m, e := fs.getMount(fh.mntID)
+		unix.Close(fd)
+		if e != 0 {
+			return nil, e
+		}
+		h := *fh
+		in.fd, in.fh, in.mnt = -1, &h, m
+		return in, 0
+	}
+	if !fs.charge() {
+		unix.Close(fd)
+		return nil, unix.ENFILE
+	}
+	in.charged = true
+	return in, 0
+}
+
+// insertLocked indexes in.
+//
+// Preconditions: fs.mu is held.
+func (fs *FS) insertLocked(in *inode) {
+	fs.inodes[in.nodeid] = in
+	fs.byKey[in.key] = in
+	if in.fh != nil {
+		fs.byHandle[*in.fh] = in
+	}
 }
 
 // keyOf returns the identity key of a statx result.

@@ -112,7 +112,8 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestLookupCountsAndForget(t *testing.T) {
-	fs, dir := newTestFS(t, nil)
+	// O_PATH records; file handle records: fhandle_test.go.
+	fs, dir := newTestFS(t, func(c *Config) { c.InodeFileHandles = FileHandlesNever })
 	writeFile(t, join(dir, "f"), "data")
 	if err := unix.Link(join(dir, "f"), join(dir, "hard")); err != nil {
 		t.Fatal(err)
@@ -152,7 +153,8 @@ func TestLookupCountsAndForget(t *testing.T) {
 }
 
 func TestForgetWhileInUse(t *testing.T) {
-	fs, dir := newTestFS(t, nil)
+	// O_PATH records; file handle records: fhandle_test.go.
+	fs, dir := newTestFS(t, func(c *Config) { c.InodeFileHandles = FileHandlesNever })
 	writeFile(t, join(dir, "f"), "data")
 	id := mustLookup(t, fs, RootID, "f").NodeID
 	in := fs.getInode(id)
@@ -193,7 +195,7 @@ func TestDestroyClosesEverything(t *testing.T) {
 }
 
 func TestFDBudget(t *testing.T) {
-	fs, dir := newTestFS(t, func(c *Config) { c.FDBudget = 3 })
+	fs, dir := newTestFS(t, func(c *Config) { c.FDBudget = 3; c.InodeFileHandles = FileHandlesNever })
 	for _, n := range []string{"a", "b", "c"} {
 		writeFile(t, join(dir, n), n)
 	}

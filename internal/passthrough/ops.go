@@ -17,21 +17,30 @@ func (fs *FS) openName(dirfd int, name fuse.Name, flags int, mode uint32) (int, 
 	return sysOpenat(dirfd, ptr(name), flags, mode)
 }
 
-// reopen opens the object behind in's O_PATH descriptor for real, through
-// /proc/self/fd. Only regular files and directories are opened (EBADF
-// otherwise).
+// reopen opens in's object for real: an O_PATH record through
+// /proc/self/fd, a file handle record with open_by_handle_at. Only regular
+// files and directories are opened (EBADF otherwise).
 func (fs *FS) reopen(in *inode, flags int) (int, unix.Errno) {
 	if !in.safeToOpen() {
 		return -1, unix.EBADF
 	}
+	flags = (flags | unix.O_CLOEXEC) &^ unix.O_NOFOLLOW
+	if in.fd < 0 {
+		return sysOpenByHandleAt(in.mnt.fd, &in.fh.raw, flags)
+	}
 	var pn procName
-	return sysOpenat(fs.procFD, pn.set(in.fd), (flags|unix.O_CLOEXEC)&^unix.O_NOFOLLOW, 0)
+	return sysOpenat(fs.procFD, pn.set(in.fd), flags, 0)
 }
 
 // lookup resolves name under parent and fills out, adding one lookup to
 // the entry.
 func (fs *FS) lookup(parent *inode, name fuse.Name, out *fuse.EntryOut) unix.Errno {
-	fd, e := fs.openName(parent.fd, name, unix.O_PATH, 0)
+	pfd, e := fs.pathFD(parent)
+	if e != 0 {
+		return e
+	}
+	fd, e := fs.openName(pfd, name, unix.O_PATH, 0)
+	fs.donePath(parent, pfd)
 	if e != 0 {
 		return e
 	}
@@ -47,7 +56,17 @@ func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno 
 		return e
 	}
 	key := keyOf(&stx)
-	in, e := fs.addEntry(fd, key, uint32(stx.Mode))
+	var fh fileHandle
+	hasFH, e := fs.handleFor(fd, &stx, &fh)
+	if e != 0 {
+		unix.Close(fd)
+		return e
+	}
+	fhp := &fh
+	if !hasFH {
+		fhp = nil
+	}
+	in, e := fs.addEntry(fd, key, uint32(stx.Mode), fhp)
 	if e != 0 {
 		return e
 	}
@@ -91,8 +110,14 @@ func (fs *FS) Getattr(c *fuse.Context, nodeid uint64, out *fuse.AttrOut) unix.Er
 }
 
 func (fs *FS) getattr(in *inode, out *fuse.AttrOut) unix.Errno {
+	fd, e := fs.pathFD(in)
+	if e != 0 {
+		return e
+	}
 	var stx unix.Statx_t
-	if e := statxFD(in.fd, &stx); e != 0 {
+	e = statxFD(fd, &stx)
+	fs.donePath(in, fd)
+	if e != 0 {
 		return e
 	}
 	out.AttrValid = fs.timeoutSec
@@ -119,13 +144,20 @@ func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *
 		}
 		defer fs.putHandle(h)
 	}
-	inodeFD := in.fd
+	var inodeFD int
 	if h == nil && valid&fuse.FATTR_SIZE != 0 {
 		fd, e := fs.reopen(in, unix.O_RDWR|unix.O_NONBLOCK)
 		if e != 0 {
 			return e
 		}
 		defer unix.Close(fd)
+		inodeFD = fd
+	} else {
+		fd, e := fs.pathFD(in)
+		if e != 0 {
+			return e
+		}
+		defer fs.donePath(in, fd)
 		inodeFD = fd
 	}
 	var pn procName
@@ -158,7 +190,16 @@ func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *
 		if h != nil {
 			fd = h.fd
 		}
-		if e := errno(unix.Ftruncate(fd, int64(sin.Size))); e != 0 {
+		var cs capState
+		dropped := false
+		if valid&fuse.FATTR_KILL_SUIDGID != 0 && fs.killpriv.Load() {
+			dropped = fs.dropFsetid(&cs)
+		}
+		e := errno(unix.Ftruncate(fd, int64(sin.Size)))
+		if dropped {
+			fs.restoreCaps(&cs)
+		}
+		if e != 0 {
 			return e
 		}
 	}
@@ -197,7 +238,13 @@ func (fs *FS) Readlink(c *fuse.Context, nodeid uint64, buf []byte) (int, unix.Er
 	if len(buf) == 0 {
 		return 0, unix.EINVAL
 	}
-	return sysReadlinkat(in.fd, &emptyPath[0], buf)
+	fd, e := fs.pathFD(in)
+	if e != 0 {
+		return 0, e
+	}
+	n, e := sysReadlinkat(fd, &emptyPath[0], buf)
+	fs.donePath(in, fd)
+	return n, e
 }
 
 // create runs mk, which creates name under parent, with the requesting
@@ -211,11 +258,16 @@ func (fs *FS) create(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 		return unix.EBADF
 	}
 	defer fs.putInode(p)
+	pfd, e := fs.pathFD(p)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(p, pfd)
 	var g credGuard
 	if e := fs.switchCreds(c, &g); e != 0 {
 		return e
 	}
-	e := mk(p.fd, ptr(name))
+	e = mk(pfd, ptr(name))
 	g.restore()
 	if e != 0 {
 		return e
@@ -258,7 +310,11 @@ func (fs *FS) unlink(parent uint64, name fuse.Name, flags int) unix.Errno {
 	if p == nil {
 		return unix.EBADF
 	}
-	e := sysUnlinkat(p.fd, ptr(name), flags)
+	pfd, e := fs.pathFD(p)
+	if e == 0 {
+		e = sysUnlinkat(pfd, ptr(name), flags)
+		fs.donePath(p, pfd)
+	}
 	fs.putInode(p)
 	return e
 }
@@ -291,7 +347,17 @@ func (fs *FS) Rename(c *fuse.Context, olddir uint64, oldname fuse.Name, newdir u
 		return unix.EBADF
 	}
 	defer fs.putInode(np)
-	return sysRenameat2(op.fd, ptr(oldname), np.fd, ptr(newname), flags)
+	ofd, e := fs.pathFD(op)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(op, ofd)
+	nfd, e := fs.pathFD(np)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(np, nfd)
+	return sysRenameat2(ofd, ptr(oldname), nfd, ptr(newname), flags)
 }
 
 // Link implements fuse.FileSystem.Link. The link is made from the
@@ -311,8 +377,18 @@ func (fs *FS) Link(c *fuse.Context, nodeid, newparent uint64, newname fuse.Name,
 		return unix.EBADF
 	}
 	defer fs.putInode(p)
+	ifd, e := fs.pathFD(in)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(in, ifd)
+	pfd, e := fs.pathFD(p)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(p, pfd)
 	var pn procName
-	if e := sysLinkat(fs.procFD, pn.set(in.fd), p.fd, ptr(newname), unix.AT_SYMLINK_FOLLOW); e != 0 {
+	if e := sysLinkat(fs.procFD, pn.set(ifd), pfd, ptr(newname), unix.AT_SYMLINK_FOLLOW); e != 0 {
 		return e
 	}
 	return fs.lookup(p, newname, out)
@@ -357,14 +433,25 @@ func (fs *FS) openOutFlags(dir bool) uint32 {
 	return 0
 }
 
-// open opens nodeid with the guest's flags and registers a handle.
-func (fs *FS) open(nodeid uint64, flags uint32, out *fuse.OpenOut) unix.Errno {
+// open opens nodeid with the guest's flags and registers a handle. With
+// killPriv (FUSE_OPEN_KILL_SUIDGID) and KILLPRIV_V2 negotiated, the open
+// runs without CAP_FSETID, so that a truncation clears the set-user-ID and
+// set-group-ID bits on the host.
+func (fs *FS) open(nodeid uint64, flags uint32, killPriv bool, out *fuse.OpenOut) unix.Errno {
 	in := fs.getInode(nodeid)
 	if in == nil {
 		return unix.EBADF
 	}
 	f := fs.openFlags(flags)
+	var cs capState
+	dropped := false
+	if killPriv && fs.killpriv.Load() {
+		dropped = fs.dropFsetid(&cs)
+	}
 	fd, e := fs.reopen(in, f)
+	if dropped {
+		fs.restoreCaps(&cs)
+	}
 	fs.putInode(in)
 	if e != 0 {
 		return e
@@ -380,12 +467,12 @@ func (fs *FS) open(nodeid uint64, flags uint32, out *fuse.OpenOut) unix.Errno {
 
 // Open implements fuse.FileSystem.Open.
 func (fs *FS) Open(c *fuse.Context, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) unix.Errno {
-	return fs.open(nodeid, in.Flags, out)
+	return fs.open(nodeid, in.Flags, in.OpenFlags&fuse.FUSE_OPEN_KILL_SUIDGID != 0, out)
 }
 
 // Opendir implements fuse.FileSystem.Opendir.
 func (fs *FS) Opendir(c *fuse.Context, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) unix.Errno {
-	return fs.open(nodeid, in.Flags|unix.O_DIRECTORY, out)
+	return fs.open(nodeid, in.Flags|unix.O_DIRECTORY, false, out)
 }
 
 // Create implements fuse.FileSystem.Create. The file is created with a
@@ -401,6 +488,11 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 		return unix.EBADF
 	}
 	defer fs.putInode(p)
+	pfd, e := fs.pathFD(p)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(p, pfd)
 
 	var g credGuard
 	if e := fs.switchCreds(c, &g); e != 0 {
@@ -409,14 +501,14 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 	// O_PATH would make openat ignore O_CREAT and O_EXCL (openat2 refuses
 	// it), so it is dropped; a Linux guest never sends it.
 	cflags := int(cin.Flags)&^(unix.O_APPEND|unix.O_PATH) | unix.O_CREAT | unix.O_EXCL
-	fd, e := fs.openName(p.fd, name, cflags, cin.Mode)
+	fd, e := fs.openName(pfd, name, cflags, cin.Mode)
 	g.restore()
 
 	if e == unix.EEXIST && cin.Flags&unix.O_EXCL == 0 {
 		if e := fs.lookup(p, name, entry); e != 0 {
 			return e
 		}
-		if e := fs.open(entry.NodeID, cin.Flags, open); e != 0 {
+		if e := fs.open(entry.NodeID, cin.Flags, cin.OpenFlags&fuse.FUSE_OPEN_KILL_SUIDGID != 0, open); e != 0 {
 			fs.Forget(entry.NodeID, 1)
 			*entry = fuse.EntryOut{}
 			return e
@@ -494,6 +586,11 @@ func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]by
 	if in.WriteFlags&fuse.FUSE_WRITE_CACHE == 0 && in.Flags&unix.O_APPEND != 0 {
 		flags = unix.RWF_APPEND
 	}
+	var cs capState
+	dropped := false
+	if in.WriteFlags&fuse.FUSE_WRITE_KILL_SUIDGID != 0 && fs.killpriv.Load() {
+		dropped = fs.dropFsetid(&cs)
+	}
 	h.io.RLock()
 	var iov iovecs
 	size, total := int(in.Size), 0
@@ -511,6 +608,9 @@ func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]by
 		total += n
 	}
 	h.io.RUnlock()
+	if dropped {
+		fs.restoreCaps(&cs)
+	}
 	fs.putHandle(h)
 	if e != 0 {
 		return 0, e
@@ -525,7 +625,11 @@ func (fs *FS) Statfs(c *fuse.Context, nodeid uint64, out *fuse.StatfsOut) unix.E
 		return unix.EBADF
 	}
 	var st unix.Statfs_t
-	e := errno(unix.Fstatfs(in.fd, &st))
+	fd, e := fs.pathFD(in)
+	if e == 0 {
+		e = errno(unix.Fstatfs(fd, &st))
+		fs.donePath(in, fd)
+	}
 	fs.putInode(in)
 	if e != 0 {
 		return e
@@ -631,7 +735,11 @@ func (fs *FS) Access(c *fuse.Context, nodeid uint64, mask uint32) unix.Errno {
 		return unix.EBADF
 	}
 	var stx unix.Statx_t
-	e := statxFD(in.fd, &stx)
+	fd, e := fs.pathFD(in)
+	if e == 0 {
+		e = statxFD(fd, &stx)
+		fs.donePath(in, fd)
+	}
 	fs.putInode(in)
 	if e != 0 {
 		return e

@@ -161,10 +161,16 @@ func TestDirOps(t *testing.T) {
 	if _, err := os.Stat(join(dir, "d")); !os.IsNotExist(err) {
 		t.Errorf("dir still exists: %v", err)
 	}
-	// The known directory inode still answers GETATTR (nlink 0).
+	// The known directory inode still answers GETATTR (nlink 0) through
+	// its O_PATH descriptor; a file handle of a removed directory is
+	// stale, as it is for the reference.
 	var a fuse.AttrOut
-	if e := fs.Getattr(root, d.NodeID, &a); e != 0 || a.Attr.Nlink != 0 {
+	e := fs.Getattr(root, d.NodeID, &a)
+	if fs.FileHandleMode() == FileHandlesNever && (e != 0 || a.Attr.Nlink != 0) {
 		t.Errorf("Getattr(removed dir) = %v nlink %d", e, a.Attr.Nlink)
+	}
+	if fs.FileHandleMode() != FileHandlesNever && e != unix.ESTALE {
+		t.Errorf("Getattr(removed dir) with file handles = %v, want ESTALE", e)
 	}
 }
 

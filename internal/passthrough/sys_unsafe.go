@@ -246,3 +246,53 @@ func sysGetgroups(buf []uint32) (int, unix.Errno) {
 	r, _, e := unix.RawSyscall(unix.SYS_GETGROUPS, uintptr(len(buf)), uintptr(unsafe.Pointer(unsafe.SliceData(buf))), 0)
 	return int(r), e
 }
+
+// rawHandle is struct file_handle with room for MAX_HANDLE_SZ bytes.
+type rawHandle struct {
+	bytes uint32
+	typ   int32
+	data  [maxHandleSize]byte
+}
+
+// sysNameToHandleAt makes a file handle for dirfd/name into h, whose bytes
+// field must hold the buffer size, and stores the old-style mount ID.
+func sysNameToHandleAt(dirfd int, name *byte, h *rawHandle, mntID *int32, flags int) unix.Errno {
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_NAME_TO_HANDLE_AT, uintptr(dirfd), uintptr(unsafe.Pointer(name)),
+			uintptr(unsafe.Pointer(h)), uintptr(unsafe.Pointer(mntID)), uintptr(flags), 0)
+		if e != unix.EINTR {
+			return e
+		}
+	}
+}
+
+// sysOpenByHandleAt opens the object named by h on the mount of mountFD.
+func sysOpenByHandleAt(mountFD int, h *rawHandle, flags int) (int, unix.Errno) {
+	for {
+		r, _, e := unix.Syscall(unix.SYS_OPEN_BY_HANDLE_AT, uintptr(mountFD), uintptr(unsafe.Pointer(h)), uintptr(flags))
+		if e != unix.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+// capState holds the calling thread's capability sets, as read by
+// sysCapget.
+type capState struct {
+	hdr  unix.CapUserHeader
+	data [2]unix.CapUserData
+}
+
+func sysCapget(s *capState) unix.Errno {
+	s.hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	_, _, e := unix.RawSyscall(unix.SYS_CAPGET, uintptr(unsafe.Pointer(&s.hdr)), uintptr(unsafe.Pointer(&s.data[0])), 0)
+	return e
+}
+
+// sysCapset sets the calling thread's capability sets (only this thread's:
+// capset(2) acts on the caller).
+func sysCapset(s *capState) unix.Errno {
+	s.hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	_, _, e := unix.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&s.hdr)), uintptr(unsafe.Pointer(&s.data[0])), 0)
+	return e
+}
