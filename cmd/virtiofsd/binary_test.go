@@ -205,7 +205,6 @@ func TestRefusedOptions(t *testing.T) {
 		{[]string{"--xattr"}, "--xattr"},
 		{[]string{"--posix-acl"}, "--posix-acl"},
 		{[]string{"--xattrmap", ":ok:all:::"}, "--xattrmap"},
-		{[]string{"--readonly"}, "--readonly"},
 		{[]string{"--modcaps=-chown"}, "--modcaps"},
 		{[]string{"--killpriv-v2"}, "--killpriv-v2"},
 		{[]string{"--security-label"}, "--security-label"},

@@ -353,7 +353,11 @@ func (d *daemon) buildDevice() error {
 			return fatalf("Failed to create the thread pool: unshare(CLONE_FS) failed (a seccomp policy of the container may forbid it): %s", osErrorText(err))
 		}
 	}
-	srv := fuse.NewServerWithOptions(fs, fuse.Options{Log: d.log, Debug: d.debug})
+	var served fuse.FileSystem = fs
+	if o.Readonly {
+		served = passthrough.NewReadOnly(fs)
+	}
+	srv := fuse.NewServerWithOptions(served, fuse.Options{Log: d.log, Debug: d.debug})
 	d.dev = virtiofs.New(srv, virtiofs.Config{
 		Tag:            o.Tag,
 		ThreadPoolSize: o.ThreadPoolSize,

@@ -30,7 +30,7 @@ var helpEntries = []helpEntry{
 	{notYet: true, names: "--xattrmap <XATTRMAP>", summary: "Rules that rename extended attributes between guest and host, e.g. :map::user.virtiofs.:"},
 	{names: "--sandbox <SANDBOX>", summary: "How the daemon isolates itself from the host: namespace, chroot or none (only none is supported yet)",
 		def: "namespace"},
-	{notYet: true, names: "--readonly", summary: "Refuse every request that would modify the shared directory"},
+	{names: "--readonly", summary: "Refuse every request that would modify the shared directory"},
 	{names: "--seccomp <SECCOMP>", summary: "What happens when the daemon makes a system call outside its allow-list: none, kill, log or trap (only none is supported yet)",
 		def: "kill"},
 	{names: "--announce-submounts", summary: "Mark mount points inside the shared directory as submounts for the guest [default]"},

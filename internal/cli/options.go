@@ -155,7 +155,6 @@ func (o *Options) Unsupported() []string {
 		{o.Xattr, "--xattr"},
 		{o.PosixACL, "--posix-acl"},
 		{o.XattrmapSet, "--xattrmap"},
-		{o.Readonly, "--readonly"},
 		{o.ModcapsSet, "--modcaps"},
 		{o.KillprivV2, "--killpriv-v2"},
 		{o.SecurityLabel, "--security-label"},
