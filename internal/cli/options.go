@@ -156,7 +156,6 @@ func (o *Options) Unsupported() []string {
 		{o.PosixACL, "--posix-acl"},
 		{o.XattrmapSet, "--xattrmap"},
 		{o.ModcapsSet, "--modcaps"},
-		{o.KillprivV2, "--killpriv-v2"},
 		{o.SecurityLabel, "--security-label"},
 		{len(o.UIDMap) > 0, "--uid-map"},
 		{len(o.GIDMap) > 0, "--gid-map"},
@@ -175,11 +174,6 @@ func (o *Options) Unsupported() []string {
 	}
 	if o.given["seccomp"] && o.Seccomp != SeccompNone {
 		refuse("--seccomp=%s", o.Seccomp)
-	}
-	// Inodes are always held as O_PATH descriptors, which is the "never"
-	// mode; the file handle modes are not implemented yet.
-	if o.given["inode-file-handles"] && o.InodeFileHandles != FileHandlesNever {
-		refuse("--inode-file-handles=%s", o.InodeFileHandles)
 	}
 	if o.MigrationMode != "find-paths" {
 		refuse("--migration-mode=%s", o.MigrationMode)
