@@ -32,14 +32,11 @@
 //
 // Every option of the reference is parsed and validated, but the following
 // are refused with "<option> is not supported yet" and status 1: --xattr,
-// --posix-acl, --xattrmap, --readonly, --modcaps, --killpriv-v2,
-// --security-label, --uid-map, --gid-map, --translate-uid, --translate-gid,
-// --migration-verify-handles, --migration-confirm-paths, the file handle
-// modes of --inode-file-handles (prefer, fallback, mandatory: inodes are
-// always held as O_PATH descriptors, the "never" mode), --migration-mode
-// other than find-paths, --migration-on-error other than abort, and any
-// explicit --sandbox or --seccomp other than none. The same holds for the
-// equivalent -o items. The xattrmap rule language is not parsed yet, so a
+// --posix-acl, --xattrmap, --modcaps, --security-label, --uid-map,
+// --gid-map, --translate-uid, --translate-gid, --migration-verify-handles,
+// --migration-confirm-paths, --migration-mode other than find-paths,
+// --migration-on-error other than abort, and any explicit --sandbox or
+// --seccomp other than none. The same holds for the equivalent -o items. The xattrmap rule language is not parsed yet, so a
 // malformed --xattrmap is refused (status 1) instead of being a usage error
 // (status 2) as in the reference.
 //

@@ -213,6 +213,9 @@ func (d *daemon) warnDeprecated() error {
 	if len(d.opts.Compat) > 0 {
 		d.log.Warn("Use of deprecated option format '-o': Please specify options without it (e.g., '--cache auto' instead of '-o cache=auto')")
 	}
+	if d.opts.InodeFileHandles == cli.FileHandlesFallback {
+		d.log.Warn("Use of deprecated value 'fallback' for '--inode-file-handles': Please use 'prefer' instead")
+	}
 	return nil
 }
 
@@ -322,6 +325,13 @@ func (d *daemon) canonicalizeRoot() error {
 	return nil
 }
 
+var fileHandleModes = map[cli.InodeFileHandles]passthrough.FileHandleMode{
+	cli.FileHandlesNever:     passthrough.FileHandlesNever,
+	cli.FileHandlesPrefer:    passthrough.FileHandlesPrefer,
+	cli.FileHandlesFallback:  passthrough.FileHandlesPrefer,
+	cli.FileHandlesMandatory: passthrough.FileHandlesMandatory,
+}
+
 var cachePolicies = map[cli.CachePolicy]passthrough.CachePolicy{
 	cli.CacheAuto:     passthrough.CacheAuto,
 	cli.CacheAlways:   passthrough.CacheAlways,
@@ -341,6 +351,8 @@ func (d *daemon) buildDevice() error {
 		AllowDirectIO:     o.AllowDirectIO,
 		AllowMmap:         o.AllowMmap,
 		PreserveNoatime:   o.PreserveNoatime,
+		InodeFileHandles:  fileHandleModes[o.InodeFileHandles],
+		KillprivV2:        o.KillprivV2,
 		ThreadPoolSize:    o.ThreadPoolSize,
 		FDBudget:          d.budget,
 		Log:               d.log,
