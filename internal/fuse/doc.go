@@ -36,8 +36,16 @@
 // builds a [][]byte view of exactly the requested bytes of guest memory and
 // hands it to FileSystem.Read/Write, which are expected to call
 // preadv/pwritev on it. Serve performs no allocation in steady state for
-// LOOKUP, GETATTR, READ and WRITE (enforced by tests): every decoded request
-// and reply structure lives in the Worker.
+// LOOKUP, GETATTR, READ, WRITE, GETXATTR and SETXATTR (enforced by tests):
+// every decoded request and reply structure lives in the Worker.
+//
+// # Extended attributes
+//
+// Attribute names are not directory entries: they only have to be
+// NUL-terminated, and reach the FileSystem with any other byte. SETXATTR's
+// fixed part is 16 bytes once FUSE_SETXATTR_EXT is negotiated and 8 bytes
+// before; its value must be exactly as long as its size field. GETXATTR
+// and LISTXATTR sizes over 1 MiB are ENOMEM before the FileSystem is asked.
 //
 // # Concurrency
 //

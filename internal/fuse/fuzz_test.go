@@ -102,6 +102,38 @@ func (f *fuzzFS) Read(c *Context, n uint64, in *ReadIn, dst [][]byte) (int, unix
 	return total, 0
 }
 
+// xattrName checks that an attribute name is NUL-terminated without an
+// interior NUL.
+func (f *fuzzFS) xattrName(n []byte) {
+	if f.bad == "" && (len(n) == 0 || n[len(n)-1] != 0 || bytes.IndexByte(n[:len(n)-1], 0) >= 0) {
+		f.bad = "invalid attribute name"
+	}
+}
+func (f *fuzzFS) GetXattr(c *Context, n uint64, name, buf []byte) (int, unix.Errno) {
+	f.xattrName(name)
+	if len(buf) > MaxBufferSize {
+		f.bad = "getxattr buffer over 1 MiB"
+	}
+	return copy(buf, "value"), 0
+}
+func (f *fuzzFS) ListXattr(c *Context, n uint64, buf []byte) (int, unix.Errno) {
+	if len(buf) > MaxBufferSize {
+		f.bad = "listxattr buffer over 1 MiB"
+	}
+	return copy(buf, "user.a\x00"), 0
+}
+func (f *fuzzFS) SetXattr(c *Context, n uint64, name, value []byte, in *SetxattrIn) unix.Errno {
+	f.xattrName(name)
+	if len(value) != int(in.Size) {
+		f.bad = "setxattr value does not hold in.Size bytes"
+	}
+	return 0
+}
+func (f *fuzzFS) RemoveXattr(c *Context, n uint64, name []byte) unix.Errno {
+	f.xattrName(name)
+	return 0
+}
+
 var fuzzDir = bytes.Join([][]byte{
 	dirent64(1, 1, unix.DT_DIR, "."), dirent64(2, 2, unix.DT_DIR, ".."),
 	dirent64(3, 3, unix.DT_REG, "f"), dirent64(4, 4, unix.DT_REG, "longer_name_here"),
@@ -142,6 +174,11 @@ func fuzzSeeds() [][]byte {
 		request(FUSE_INTERRUPT, 0, uint64(1)),
 		request(FUSE_DESTROY, 0),
 		request(FUSE_GETXATTR, 1, GetxattrIn{Size: 10}, "user.x\x00"),
+		request(FUSE_GETXATTR, 1, GetxattrIn{}, "user.x\x00"),
+		request(FUSE_LISTXATTR, 1, GetxattrIn{Size: 10}),
+		request(FUSE_SETXATTR, 1, SetxattrIn{Size: 3}.compat(), "user.x\x00abc"),
+		request(FUSE_SETXATTR, 1, SetxattrIn{Size: 3, SetxattrFlags: 1}, "system.posix_acl_access\x00abc"),
+		request(FUSE_REMOVEXATTR, 1, "user.x\x00"),
 		request(FUSE_FALLOCATE, 2, FallocateIn{Fh: 1, Length: 4096, Mode: 1}),
 		request(FUSE_LSEEK, 2, LseekIn{Fh: 1, Offset: 10, Whence: 3}),
 		request(FUSE_COPY_FILE_RANGE, 2, CopyFileRangeIn{FhIn: 1, NodeIDOut: 3, FhOut: 2, Len: 100}),
@@ -151,7 +188,7 @@ func fuzzSeeds() [][]byte {
 
 func FuzzRequest(f *testing.F) {
 	for i, seed := range fuzzSeeds() {
-		f.Add(seed, uint8(i%7), uint8(i%5), uint16(4096), uint8(i%4))
+		f.Add(seed, uint8(i%7), uint8(i%5), uint16(4096), uint8(i%8))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, inSplit, outSplit uint8, outSize uint16, neg uint8) {
 		var pc panicCounter
@@ -163,6 +200,9 @@ func FuzzRequest(f *testing.F) {
 		}
 		if neg&2 != 0 {
 			flags |= FUSE_CREATE_SUPP_GROUP
+		}
+		if neg&4 != 0 {
+			flags |= FUSE_SETXATTR_EXT
 		}
 		s.SetNegotiated(flags)
 
