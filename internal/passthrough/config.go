@@ -52,9 +52,11 @@ type Config struct {
 	// of it. Otherwise New opens /proc/self/mountinfo itself when the file
 	// handle mode is not never.
 	MountinfoFD int
-	// KillprivV2 is --killpriv-v2: ask for FUSE_HANDLE_KILLPRIV_V2 and,
-	// once negotiated, make the host clear the set-user-ID and set-group-ID
-	// bits on the requests the guest flags.
+	// KillprivV2 is --killpriv-v2: ask for FUSE_HANDLE_KILLPRIV_V2 and make
+	// the host clear the set-user-ID and set-group-ID bits on the requests
+	// the guest flags. Like the reference, the flags are honoured whenever
+	// the option is on, even if the guest did not take up the offer (a
+	// Linux guest then never sets them).
 	KillprivV2 bool
 	// handleHook is a test hook, see FS.handleHook.
 	handleHook func(fd int) unix.Errno

@@ -69,9 +69,6 @@ type FS struct {
 	// handleHook, if set (tests only), runs before name_to_handle_at; a
 	// non-zero result is taken as that call's error.
 	handleHook func(fd int) unix.Errno
-
-	// killpriv is FUSE_HANDLE_KILLPRIV_V2 as negotiated at INIT.
-	killpriv atomic.Bool
 }
 
 var _ fuse.FileSystem = (*FS)(nil)
@@ -246,9 +243,7 @@ func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
 	}
 	if fs.cfg.KillprivV2 {
 		want |= fuse.FUSE_HANDLE_KILLPRIV_V2
-		if capable&fuse.FUSE_HANDLE_KILLPRIV_V2 != 0 {
-			fs.killpriv.Store(true)
-		} else {
+		if capable&fuse.FUSE_HANDLE_KILLPRIV_V2 == 0 {
 			fs.log.Warn("Cannot enable KILLPRIV_V2, client does not support it")
 		}
 	}
@@ -282,7 +277,6 @@ func (fs *FS) Destroy() {
 	fs.writeback.Store(false)
 	fs.announce.Store(false)
 	fs.suppGroups.Store(false)
-	fs.killpriv.Store(false)
 }
 
 // statxFD fills stx for the object open at fd.

@@ -192,7 +192,7 @@ func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *
 		}
 		var cs capState
 		dropped := false
-		if valid&fuse.FATTR_KILL_SUIDGID != 0 && fs.killpriv.Load() {
+		if valid&fuse.FATTR_KILL_SUIDGID != 0 && fs.cfg.KillprivV2 {
 			dropped = fs.dropFsetid(&cs)
 		}
 		e := errno(unix.Ftruncate(fd, int64(sin.Size)))
@@ -434,7 +434,7 @@ func (fs *FS) openOutFlags(dir bool) uint32 {
 }
 
 // open opens nodeid with the guest's flags and registers a handle. With
-// killPriv (FUSE_OPEN_KILL_SUIDGID) and KILLPRIV_V2 negotiated, the open
+// killPriv (FUSE_OPEN_KILL_SUIDGID) and --killpriv-v2, the open
 // runs without CAP_FSETID, so that a truncation clears the set-user-ID and
 // set-group-ID bits on the host.
 func (fs *FS) open(nodeid uint64, flags uint32, killPriv bool, out *fuse.OpenOut) unix.Errno {
@@ -445,7 +445,7 @@ func (fs *FS) open(nodeid uint64, flags uint32, killPriv bool, out *fuse.OpenOut
 	f := fs.openFlags(flags)
 	var cs capState
 	dropped := false
-	if killPriv && fs.killpriv.Load() {
+	if killPriv && fs.cfg.KillprivV2 {
 		dropped = fs.dropFsetid(&cs)
 	}
 	fd, e := fs.reopen(in, f)
@@ -588,7 +588,7 @@ func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]by
 	}
 	var cs capState
 	dropped := false
-	if in.WriteFlags&fuse.FUSE_WRITE_KILL_SUIDGID != 0 && fs.killpriv.Load() {
+	if in.WriteFlags&fuse.FUSE_WRITE_KILL_SUIDGID != 0 && fs.cfg.KillprivV2 {
 		dropped = fs.dropFsetid(&cs)
 	}
 	h.io.RLock()
