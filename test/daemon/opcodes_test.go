@@ -327,6 +327,7 @@ func TestReadOnly(t *testing.T) {
 			{unix.O_RDONLY, 0},
 			{unix.O_RDONLY | unix.O_CREAT, 0},
 			{unix.O_RDONLY | unix.O_NONBLOCK, 0},
+			{unix.O_RDONLY | unix.O_CREAT | unix.O_DIRECTORY, unix.ENOTDIR},
 		} {
 			o, err := d.FE.Open(f, c.flags)
 			opcWant(t, fmt.Sprintf("OPEN %#o", c.flags), opcErr(t, "open", err), c.want)
@@ -338,6 +339,29 @@ func TestReadOnly(t *testing.T) {
 				mustOK(t, "release", d.FE.Release(f, o.Fh))
 			}
 		}
+		// O_PATH passes the filter unchanged: the handle reads nothing and
+		// writes are refused anyway.
+		for _, flags := range []uint32{unix.O_PATH, unix.O_PATH | unix.O_WRONLY, unix.O_PATH | unix.O_RDWR | unix.O_TRUNC | unix.O_CREAT | unix.O_EXCL} {
+			o, err := d.FE.Open(f, flags)
+			opcWant(t, fmt.Sprintf("OPEN %#o", flags), opcErr(t, "open", err), 0)
+			if err != nil {
+				continue
+			}
+			_, err = d.FE.Read(f, o.Fh, 0, 10)
+			opcWant(t, fmt.Sprintf("READ after OPEN %#o", flags), opcErr(t, "read", err), unix.EBADF)
+			_, err = d.FE.Write(f, o.Fh, 0, []byte("x"), 0)
+			opcWant(t, fmt.Sprintf("WRITE after OPEN %#o", flags), opcErr(t, "write", err), unix.EROFS)
+			mustOK(t, "release", d.FE.Release(f, o.Fh))
+		}
+		// A symbolic link cannot be opened (its O_PATH descriptor is not
+		// reopened).
+		for _, flags := range []uint32{unix.O_RDONLY, unix.O_RDONLY | unix.O_CREAT} {
+			_, err := d.FE.Open(l, flags)
+			opcWant(t, fmt.Sprintf("OPEN symlink %#o", flags), opcErr(t, "open", err), unix.EBADF)
+		}
+		_, _, err := d.FE.Create(root, "l", unix.O_RDONLY|unix.O_CREAT, 0o644, 0o022)
+		opcWant(t, "CREATE over a symlink", opcErr(t, "create", err), unix.EBADF)
+
 		for _, c := range []struct {
 			flags uint32
 			want  unix.Errno
@@ -368,7 +392,7 @@ func TestReadOnly(t *testing.T) {
 			_, _, err = d.FE.Create(dn, "new", flags, 0o644, 0o022)
 			opcWant(t, fmt.Sprintf("CREATE d/new %#o", flags), opcErr(t, "create", err), unix.EROFS)
 		}
-		_, _, err := d.FE.Create(f, "new", unix.O_RDONLY|unix.O_CREAT, 0o644, 0o022)
+		_, _, err = d.FE.Create(f, "new", unix.O_RDONLY|unix.O_CREAT, 0o644, 0o022)
 		opcWant(t, "CREATE under a file", opcErr(t, "create", err), unix.ENOTDIR)
 		for _, c := range []struct {
 			flags uint32
