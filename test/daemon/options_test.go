@@ -275,3 +275,33 @@ func TestKillprivV2(t *testing.T) {
 // Known differences from the reference binary (1.13.2) in these tests:
 //   - the default --inode-file-handles is prefer for us (1.13.3) and never
 //     for 1.13.2, so the default run checks descriptor use on ours only.
+
+// TestInodeFileHandlesUnlinked: a known node whose file was removed is
+// still reachable through its O_PATH descriptor (never), but its file
+// handle is stale (prefer), on both daemons.
+func TestInodeFileHandlesUnlinked(t *testing.T) {
+	for _, mode := range []string{"never", "prefer"} {
+		t.Run(mode, func(t *testing.T) {
+			forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
+				d := startDaemon(t, spec, startOpts{args: []string{"--inode-file-handles=" + mode}})
+				writeHost(t, filepath.Join(d.Shared, "f"), []byte("x"), 0o644)
+				mustOK(t, "mkdir", os.Mkdir(filepath.Join(d.Shared, "d"), 0o755))
+				f := must[fe.EntryOut](t, "LOOKUP f")(d.FE.Lookup(root, "f"))
+				dir := must[fe.EntryOut](t, "LOOKUP d")(d.FE.Lookup(root, "d"))
+				mustOK(t, "UNLINK", d.FE.Unlink(root, "f"))
+				mustOK(t, "RMDIR", d.FE.Rmdir(root, "d"))
+				for _, n := range []uint64{f.NodeID, dir.NodeID} {
+					a, err := d.FE.Getattr(n)
+					if mode == "never" {
+						if err != nil || a.Attr.Nlink != 0 {
+							t.Errorf("GETATTR removed node %d = nlink %d, %v; want nlink 0", n, a.Attr.Nlink, err)
+						}
+						continue
+					}
+					wantErrno(t, "GETATTR removed node", err, unix.ESTALE)
+				}
+				d.serves()
+			})
+		})
+	}
+}
