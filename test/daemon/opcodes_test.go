@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -418,6 +419,35 @@ func TestReadOnly(t *testing.T) {
 				mustOK(t, "forget", d.FE.Forget(f, 1))
 			}
 		}
+
+		// Intended difference: names are validated before any file system
+		// sees them (EINVAL for "a/b", "." and "..", ENAMETOOLONG past 255
+		// bytes), so in read-only mode such a name gets that error where
+		// the reference answers EROFS. A Linux guest never sends these:
+		// its LOOKUP of the name fails first, with the same error on both
+		// daemons.
+		long := strings.Repeat("n", 256)
+		for _, c := range []struct {
+			name      string
+			ours, ref unix.Errno
+		}{
+			{long, unix.ENAMETOOLONG, unix.EROFS},
+			{"a/b", unix.EINVAL, unix.EROFS},
+			{"..", unix.EINVAL, unix.EROFS},
+		} {
+			want := c.ref
+			if spec == ours {
+				want = c.ours
+			}
+			_, err := d.FE.Mkdir(root, c.name, 0o755, 0o022)
+			opcWant(t, fmt.Sprintf("MKDIR %.12q", c.name), opcErr(t, "mkdir", err), want)
+			opcWant(t, fmt.Sprintf("UNLINK %.12q", c.name), opcErr(t, "unlink", d.FE.Unlink(root, c.name)), want)
+		}
+		// Both daemons look the name up first in CREATE.
+		_, err = d.FE.Lookup(root, long)
+		opcWant(t, "LOOKUP of a 256-byte name", opcErr(t, "lookup", err), unix.ENAMETOOLONG)
+		_, _, err = d.FE.Create(root, long, unix.O_RDONLY|unix.O_CREAT, 0o644, 0o022)
+		opcWant(t, "CREATE of a 256-byte name", opcErr(t, "create", err), unix.ENAMETOOLONG)
 
 		// Unchanged rows.
 		a := must[fe.AttrOut](t, "getattr")(d.FE.Getattr(f))
