@@ -61,7 +61,8 @@
 //     delivered at all is not executed.
 //   - Names "", ".", ".." and names containing '/' are rejected with EINVAL,
 //     names longer than 255 bytes with ENAMETOOLONG, before the file system
-//     sees them.
+//     sees them (so also where a read-only file system would answer EROFS,
+//     as the reference does for modifying requests).
 //   - READ and WRITE hand the file system exactly the requested byte count
 //     of guest memory (the reference passes the last buffer whole).
 //   - READDIRPLUS checks that an entry fits before looking its name up, so a
