@@ -5,11 +5,39 @@
 //
 // Every host object the guest knows is an inode record in the inode table,
 // found by node ID (the guest's handle on it) and by identity key
-// (st_ino, st_dev, mount ID). A record holds an O_PATH file descriptor on the
-// object, opened once at discovery and never reopened by path, so that later
-// operations act on the object itself wherever it has been renamed to. The
-// record also has room for a file handle plus mount ID (--inode-file-handles)
-// and the file type seen at discovery.
+// (st_ino, st_dev, mount ID). A record holds either an O_PATH file
+// descriptor on the object, opened once at discovery and never reopened by
+// path, or a file handle (--inode-file-handles), so that later operations
+// act on the object itself wherever it has been renamed to. It also keeps
+// the file type seen at discovery.
+//
+// # File handles
+//
+// In prefer and mandatory mode a LOOKUP asks name_to_handle_at for a handle
+// (at most MAX_HANDLE_SZ, 128 bytes). A record with a handle keeps no
+// descriptor and takes no guest-fd slot; whenever a descriptor is needed it
+// opens one with open_by_handle_at on the descriptor of the object's mount
+// (O_PATH for metadata operations, closed afterwards; the guest's flags for
+// OPEN). Mount descriptors are shared by every record on that mount and
+// reference counted; they are found through /proc/self/mountinfo. Records
+// with handles are found by handle first; a match on the identity key alone
+// only counts for a record holding a descriptor, because a handle does not
+// keep its inode alive and the number may belong to a new object. On a file
+// system without handles, prefer keeps the O_PATH descriptor (warning once
+// per file system) and mandatory fails the LOOKUP with EOPNOTSUPP. A
+// start-up self-test on the shared directory turns prefer into never (and
+// makes mandatory fail) when handles cannot be made or opened, e.g. without
+// CAP_DAC_READ_SEARCH. A removed object is stale through its handle
+// (ESTALE), where its O_PATH descriptor would still answer, as in the
+// reference.
+//
+// # KILLPRIV_V2
+//
+// With --killpriv-v2, OPEN and CREATE's fallback open with
+// FUSE_OPEN_KILL_SUIDGID, WRITE with FUSE_WRITE_KILL_SUIDGID and SETATTR
+// SIZE with FATTR_KILL_SUIDGID run with CAP_FSETID removed from the calling
+// thread's effective set, so that the host kernel clears the set-user-ID
+// and set-group-ID bits as it would for an unprivileged writer.
 //
 // Node IDs: the root is 1 (lookup count 2), every other record takes the
 // next value of a counter that starts at 2 and is never reset or reused.
@@ -57,7 +85,9 @@
 // FS.mu (inode table) and FS.hmu (handle table) are leaves: neither is held
 // while taking the other, and no system call is made under either, except
 // close(2) of a descriptor whose last reference was dropped (done after
-// unlocking). handle.io is taken without either table lock held.
+// unlocking). handle.io is taken without either table lock held. FS.mmu
+// (mount descriptors) is taken without FS.mu held; opening a new mount
+// descriptor happens under it (rare: once per mount).
 //
 // # Differences from the reference daemon
 //

@@ -19,7 +19,7 @@ type inodeKey struct {
 
 // inode is one entry of the inode table.
 //
-// Immutable after insertion: nodeid, key, mode, fd. lookups is protected by
+// Immutable after insertion: nodeid, key, mode, fd, fh, mnt. lookups is protected by
 // FS.mu. refs is atomic.
 type inode struct {
 	nodeid uint64
