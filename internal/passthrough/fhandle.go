@@ -264,8 +264,9 @@ func (fs *FS) selfTestHandles() error {
 	switch e := fs.makeHandle(fd, &stx, &fh); e {
 	case 0:
 	case unix.EOPNOTSUPP:
-		if fs.handleMode == FileHandlesMandatory {
-			fs.log.Error("Failed to generate a file handle for the root node: Filesystem does not support file handles")
+		// Logged like a lookup on such a file system first, as the
+		// reference does.
+		if fs.noHandles(keyOf(&stx).mntID) != 0 {
 			return fmt.Errorf("generate file handle for the shared directory: %w", e)
 		}
 		fs.log.Warn("Failed to generate a file handle for the root node, disabling file handles altogether")

@@ -350,7 +350,7 @@ func TestFileHandleSelfTest(t *testing.T) {
 		wantLog   string
 	}{
 		{"prefer/no-handles", FileHandlesPrefer, noHandles, false, false, "Failed to generate a file handle for the root node, disabling file handles altogether"},
-		{"mandatory/no-handles", FileHandlesMandatory, noHandles, false, true, "Failed to generate a file handle for the root node"},
+		{"mandatory/no-handles", FileHandlesMandatory, noHandles, false, true, ": Filesystem does not support file handles"},
 		{"prefer/no-capability", FileHandlesPrefer, nil, true, false, "File handles do not appear safe to use, disabling file handles altogether"},
 		{"mandatory/no-capability", FileHandlesMandatory, nil, true, true, "Refusing to use (mandatory) file handles, as they do not appear safe to use"},
 		{"prefer/ok", FileHandlesPrefer, nil, false, false, ""},
