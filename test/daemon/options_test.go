@@ -305,3 +305,53 @@ func TestInodeFileHandlesUnlinked(t *testing.T) {
 		})
 	}
 }
+
+// TestInodeFileHandlesStartup serves a file system without file handles
+// (procfs) as the shared directory: the start-up self-test turns prefer
+// into never with a warning, and mandatory refuses to start.
+func TestInodeFileHandlesStartup(t *testing.T) {
+	for _, mode := range []string{"prefer", "mandatory"} {
+		t.Run(mode, func(t *testing.T) {
+			forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
+				shared := filepath.Join(t.TempDir(), "proc")
+				mustOK(t, "mkdir", os.Mkdir(shared, 0o755))
+				if err := unix.Mount("proc", shared, "proc", 0, ""); err != nil {
+					t.Skipf("cannot mount procfs: %v", err)
+				}
+				t.Cleanup(func() { unix.Unmount(shared, unix.MNT_DETACH) })
+				args := []string{"--inode-file-handles=" + mode}
+				lines := []string{`Filesystem mounted on "` + shared + `" (mount ID: `}
+				if mode == "mandatory" {
+					d := startDaemonIn(t, spec, shared, startOpts{args: args, noFE: true})
+					d.skipExitCheck = true
+					code, err := d.wait(10 * time.Second)
+					if err != nil || code != 1 {
+						t.Errorf("exit = %d, %v; want 1", code, err)
+					}
+					lines = append(lines, "): Filesystem does not support file handles\n",
+						"Failed to create internal filesystem representation: Operation not supported (os error 95)")
+					for _, l := range lines {
+						if !strings.Contains(d.Log(), l) {
+							t.Errorf("log lacks %q:\n%s", l, d.Log())
+						}
+					}
+					return
+				}
+				d := startDaemonIn(t, spec, shared, startOpts{args: args})
+				lines = append(lines, "): Filesystem does not support file handles, falling back to O_PATH FDs",
+					"Failed to generate a file handle for the root node, disabling file handles altogether")
+				for _, l := range lines {
+					if !waitLog(d, l) {
+						t.Errorf("log lacks %q:\n%s", l, d.Log())
+					}
+				}
+				before := d.fdCount()
+				must[fe.EntryOut](t, "LOOKUP self")(d.FE.Lookup(root, "self"))
+				if grown := d.fdCount() - before; grown != 1 {
+					t.Errorf("LOOKUP opened %d descriptors, want 1 (never mode)", grown)
+				}
+				d.serves()
+			})
+		})
+	}
+}
