@@ -29,6 +29,18 @@ func dSuppGroup(gid uint32) []byte {
 	return binary.LittleEndian.AppendUint32(b, gid)
 }
 
+// dGroups is a supplementary-group extension with several groups, which
+// both daemons refuse to decode (fs.md §2.8: nr_groups must be 1).
+func dGroups(gids ...uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(12+4*len(gids)))
+	b = binary.LittleEndian.AppendUint32(b, 32)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(gids)))
+	for _, g := range gids {
+		b = binary.LittleEndian.AppendUint32(b, g)
+	}
+	return b
+}
+
 // diffScripts returns the scripts of the differential test. Labels of
 // steps that appear in knownDiffs must stay stable.
 func diffScripts() []*dscript {
@@ -229,8 +241,8 @@ func diffScripts() []*dscript {
 			d.lookup("null", r, "null"),
 			d.open("open-chr", n("null"), rdwr, 0),
 			d.open("open-unknown", lit(1<<40), rdonly, 0),
-			d.lookup("ro", r, "ro"),
-			d.open("ro-as-user-w", n("ro"), wronly, 0).as(1000, 1000),
+			d.lookup("ro-file", r, "ro"),
+			d.open("ro-as-user-w", n("ro-file"), wronly, 0).as(1000, 1000),
 			d.lookup("sparse", r, "sparse"),
 			d.open("sparse-ro", n("sparse"), rdonly, 0),
 			d.read("sparse-big", n("sparse"), h("sparse-ro"), 0, 256<<10),
@@ -241,6 +253,9 @@ func diffScripts() []*dscript {
 			d.release("release-append", n("f"), h("append")),
 			d.release("release-rw", n("f"), h("rw-trunc")),
 			d.release("release-bad", n("f"), lit(4242)),
+			d.flush("flush-bad", n("f"), lit(4242)),
+			d.fsync("fsync-bad", n("f"), lit(4242), 0),
+			d.flush("flush-released", n("f"), h("ro")),
 			d.releasedir("releasedir-on-file-handle", n("f"), h("direct")),
 			d.release("release-wrong-node", n("dir"), h("noatime")),
 			d.getattr("final", n("f")),
@@ -594,6 +609,52 @@ func diffScripts() []*dscript {
 			d.unlink("unlink-slash", r, "dir/b"),
 			d.getattr("final-root", r),
 		}},
+		{name: "readdirplus-lookups", steps: []dstep{
+			d.lookup("full", r, "full"),
+			d.opendir("od", n("full"), 0),
+			d.readdirplus("rdp-1", n("full"), h("od"), 0, 64<<10),
+			d.lookup("entry-05", n("full"), "entry-05"),
+			d.forget("forget-05-1", n("entry-05"), 1),
+			d.getattr("getattr-05-one-left", n("entry-05")),
+			d.forget("forget-05-2", n("entry-05"), 1),
+			d.getattr("getattr-05-gone", n("entry-05")),
+			d.readdirplus("rdp-2", n("full"), h("od"), 0, 64<<10),
+			d.lookup("entry-05-again", n("full"), "entry-05"),
+			d.unlink("unlink-06", n("full"), "entry-06"),
+			d.readdirplus("rdp-after-unlink", n("full"), h("od"), 0, 64<<10),
+			d.create("new-entry", n("full"), "zz-new", unix.O_RDWR|unix.O_CREAT, unix.S_IFREG|0o644, 0),
+			d.readdir("rd-after-create", n("full"), h("od"), 0, 64<<10),
+			d.releasedir("rel", n("full"), h("od")),
+			d.release("rel-new", n("new-entry"), h("new-entry")),
+		}},
+		{name: "large-io", steps: []dstep{
+			d.create("f", r, "big", unix.O_RDWR|unix.O_CREAT, unix.S_IFREG|0o644, 0),
+			d.write("w-256k", n("f"), h("f"), 0, strings.Repeat("abcdefghijklmnop", 16<<10), 0, unix.O_RDWR),
+			d.write("w-1m", n("f"), h("f"), 1<<20, strings.Repeat("Q", 1<<20), 0, unix.O_RDWR),
+			d.read("r-256k", n("f"), h("f"), 0, 256<<10),
+			d.read("r-1m", n("f"), h("f"), 1<<20, 1<<20),
+			d.read("r-straddle", n("f"), h("f"), (256<<10)-8, 16),
+			d.read("r-hole", n("f"), h("f"), 512<<10, 16),
+			d.write("w-5g", n("f"), h("f"), 5<<30, "beyond 4 GiB", 0, unix.O_RDWR),
+			d.getattr("size-5g", n("f")),
+			d.read("r-5g", n("f"), h("f"), 5<<30, 64),
+			d.lseek("data-after-2m", n("f"), h("f"), 2<<20, unix.SEEK_DATA),
+			d.lseek("hole-after-5g", n("f"), h("f"), 5<<30, unix.SEEK_HOLE),
+			d.setattr("truncate-4g", n("f"), dsattr{valid: fe.FATTR_SIZE, size: 4<<30 + 1}),
+			d.read("r-after-truncate", n("f"), h("f"), 4<<30-4, 16),
+			d.write("w-max-offset", n("f"), h("f"), 1<<62, "x", 0, unix.O_RDWR),
+			d.statfs("statfs", r),
+			d.release("rel", n("f"), h("f")),
+		}},
+		{name: "negative-offsets", defaultOnly: true, steps: []dstep{
+			d.create("f", r, "f", unix.O_RDWR|unix.O_CREAT, unix.S_IFREG|0o644, 0),
+			d.read("r-negative-offset", n("f"), h("f"), 1<<63, 16).wait(2 * time.Second),
+			d.write("w-negative-offset", n("f"), h("f"), 1<<63, "x", 0, unix.O_RDWR).wait(2 * time.Second),
+		}},
+		{name: "several-groups", defaultOnly: true, steps: []dstep{
+			d.lookup("open", r, "open"),
+			d.mkdir("mkdir-two-groups", n("open"), "d", 0o755).as(1000, 1000).with(dGroups(3000, 4000)).wait(2 * time.Second),
+		}},
 		{name: "malformed-name", defaultOnly: true, steps: []dstep{
 			d.lookup("file", r, "file"),
 			d.rawOp("lookup-no-nul", fe.FUSE_LOOKUP, r, fe.EntryOutSize, dRaw([]byte("file"))).wait(2 * time.Second),
@@ -609,7 +670,7 @@ func credsScript(name string, initFlags uint64) *dscript {
 	r := dRoot
 	n, h := d.n, d.h
 	rdwr := uint32(unix.O_RDWR)
-	return &dscript{name: name, initFlags: initFlags, steps: []dstep{
+	sc := &dscript{name: name, initFlags: initFlags, steps: []dstep{
 		d.lookup("private", r, "private"),
 		d.mkdir("mkdir-private", n("private"), "d", 0o755).as(1000, 1000),
 		d.create("create-private", n("private"), "f2", rdwr|unix.O_CREAT, unix.S_IFREG|0o644, 0).as(1000, 1000),
@@ -651,5 +712,13 @@ func credsScript(name string, initFlags uint64) *dscript {
 		d.unlink("unlink-sticky-other", n("sticky"), "other").as(1000, 1000),
 		d.create("create-sticky", n("sticky"), "new", rdwr|unix.O_CREAT, unix.S_IFREG|0o600, 0).as(1000, 1000),
 		d.release("rel-open", n("create-open"), h("create-open")),
+		// Without SECURITY_CTX and CREATE_SUPP_GROUP negotiated, bytes after
+		// the name are not parsed; with CREATE_SUPP_GROUP they must be a
+		// valid extension, so this step only runs without it.
 	}}
+	if initFlags&fe.FUSE_CREATE_SUPP_GROUP == 0 && initFlags != 0 {
+		sc.steps = append(sc.steps, d.mkdir("mkdir-trailing-bytes", n("open"), "trailing", 0o755).
+			as(1000, 1000).with([]byte("trailing garbage")))
+	}
+	return sc
 }
