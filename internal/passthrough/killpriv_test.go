@@ -86,10 +86,27 @@ func TestKillprivV2(t *testing.T) {
 		var out fuse.AttrOut
 		return fs.Setattr(root, id, sin, &out)
 	}
+	createTrunc := func(t *testing.T, fs *FS, id uint64, kill bool) unix.Errno {
+		// CREATE of an existing file without O_EXCL opens it like OPEN.
+		cin := &fuse.CreateIn{Flags: unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC, Mode: 0o644}
+		if kill {
+			cin.OpenFlags = fuse.FUSE_OPEN_KILL_SUIDGID
+		}
+		var eo fuse.EntryOut
+		var oo fuse.OpenOut
+		e := fs.Create(root, RootID, nm("f"), cin, &eo, &oo)
+		if e == 0 {
+			if eo.NodeID != id {
+				t.Errorf("CREATE of the existing file = node %d, want %d", eo.NodeID, id)
+			}
+			fs.Release(root, eo.NodeID, &fuse.ReleaseIn{Fh: oo.Fh})
+		}
+		return e
+	}
 	for _, o := range []struct {
 		name string
 		f    op
-	}{{"write", write}, {"open-trunc", openTrunc}, {"setattr-size", truncate}} {
+	}{{"write", write}, {"open-trunc", openTrunc}, {"setattr-size", truncate}, {"create-trunc", createTrunc}} {
 		for _, tt := range []struct {
 			name     string
 			killpriv bool
