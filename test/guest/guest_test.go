@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,7 +83,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestGuest boots the guest against the reference daemon and against ours.
+// TestGuest makes every run of scenario.Runs against the reference daemon
+// and then against ours: TestGuest/<daemon>/<run>.
 func TestGuest(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -95,8 +97,19 @@ func TestGuest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build guest program: %v", err)
 	}
+	// The reference's stress outcomes, by run and stressor, for ours to
+	// be held to.
+	refStress := map[string]map[string]scenario.StressResult{}
 	t.Run("reference", func(t *testing.T) {
-		runGuest(t, deps, prog, deps.Reference)
+		for _, r := range scenario.Runs {
+			t.Run(r.Name, func(t *testing.T) {
+				rep := runGuest(t, deps, prog, deps.Reference, r, true)
+				if rep != nil && len(r.Stressors) > 0 {
+					judgeRefStress(t, r, rep.Stress)
+					refStress[r.Name] = rep.Stress
+				}
+			})
+		}
 	})
 	t.Run("ours", func(t *testing.T) {
 		if err := noteSources(); err != nil {
@@ -108,7 +121,14 @@ func TestGuest(t *testing.T) {
 		if err := GoBuild(ctx, "./cmd/virtiofsd", bin); err != nil {
 			t.Fatalf("build our daemon: %v", err)
 		}
-		runGuest(t, deps, prog, bin)
+		for _, r := range scenario.Runs {
+			t.Run(r.Name, func(t *testing.T) {
+				rep := runGuest(t, deps, prog, bin, r, false)
+				if rep != nil && len(r.Stressors) > 0 {
+					judgeOursStress(t, r, rep.Stress, refStress[r.Name])
+				}
+			})
+		}
 	})
 }
 
@@ -143,9 +163,22 @@ func noteSources() error {
 	})
 }
 
-// runGuest seeds a share, boots the guest program against daemon, and checks
-// the guest's report and then the share from the host side.
-func runGuest(t *testing.T, deps Deps, prog, daemon string) {
+// runGuest seeds a share, boots the guest program for run r against daemon,
+// and checks the guest's report and then the share from the host side. It
+// returns the guest's report, or nil if the run could not be made.
+func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRef bool) *scenario.Report {
+	var stressArchive []byte
+	if len(r.Stressors) > 0 {
+		a, err := stressInitramfs(deps)
+		if err != nil {
+			msg := fmt.Sprintf("stress-ng for the guest: %v; run scripts/setup.sh (as root)", err)
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg)
+			}
+			t.Skip("SKIP: " + msg)
+		}
+		stressArchive = a
+	}
 	work := t.TempDir()
 	share := filepath.Join(work, "share")
 	if err := os.Mkdir(share, 0o755); err != nil {
@@ -160,14 +193,14 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 		t.Fatal(err)
 	}
 	manifest, err := json.Marshal(scenario.Manifest{
-		Tag: guestTag, Blocks: sfs.Blocks, Bsize: sfs.Bsize, Namelen: sfs.Namelen, Seeds: seeds,
+		Tag: guestTag, Run: r.Name, Blocks: sfs.Blocks, Bsize: sfs.Bsize, Namelen: sfs.Namelen, Seeds: seeds,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	initrd := filepath.Join(work, "initrd.gz")
-	if err := writeTestInitramfs(initrd, deps.Busybox, prog, manifest); err != nil {
+	if err := writeTestInitramfs(initrd, deps.Busybox, prog, manifest, stressArchive); err != nil {
 		t.Fatalf("build initramfs: %v", err)
 	}
 
@@ -180,7 +213,7 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 	}
 	// VIRTIOFSD_TEST_DAEMON_ARGS adds options to both daemons, e.g. to
 	// compare them under --cache=always.
-	boot.DaemonArgs = strings.Fields(os.Getenv("VIRTIOFSD_TEST_DAEMON_ARGS"))
+	boot.DaemonArgs = append(slices.Clone(r.DaemonArgs), strings.Fields(os.Getenv("VIRTIOFSD_TEST_DAEMON_ARGS"))...)
 	// VIRTIOFSD_TEST_CONSOLE=1 streams the serial console to stderr.
 	if os.Getenv("VIRTIOFSD_TEST_CONSOLE") != "" {
 		boot.Console = os.Stderr
@@ -192,11 +225,12 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 	}
 	if err != nil {
 		dump()
-		t.Fatalf("run guest: %v", err)
+		t.Fatalf("run guest with %q: %v", boot.DaemonArgs, err)
 	}
-	t.Logf("guest run took %v", out.Elapsed.Round(time.Millisecond))
-	if r := scenario.ParseConsole(out.Console); r.Summary {
-		t.Logf("guest reported %d checks passed, %d failed", r.NPassed, r.NFailed)
+	t.Logf("guest run with %q took %v", boot.DaemonArgs, out.Elapsed.Round(time.Millisecond))
+	rep := scenario.ParseConsole(out.Console)
+	if rep.Summary {
+		t.Logf("guest reported %d checks passed, %d failed", rep.NPassed, rep.NFailed)
 	}
 
 	failed := false
@@ -216,8 +250,17 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 	} else if out.DaemonErr != nil {
 		fail("daemon exited with %v after QEMU closed the connection", out.DaemonErr)
 	}
-	for _, e := range scenario.ParseConsole(out.Console).Errors() {
+	errs, excused := judgeChecks(rep, r, isRef)
+	for _, e := range errs {
 		fail("guest: %s", e)
+	}
+	for _, e := range excused {
+		t.Logf("known: %s", e)
+	}
+	for _, name := range r.Stressors {
+		if s, ok := rep.Stress[name]; ok {
+			t.Logf("stress-ng --%s: %s (%s)", name, s.Outcome, s.Detail)
+		}
 	}
 
 	// The host side: the share holds exactly the seeds, unchanged, and what
@@ -230,25 +273,117 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string) {
 	for _, e := range top {
 		names = append(names, e.Name())
 	}
-	if want := []string{scenario.GuestDir, scenario.SeedDir}; !slices.Equal(names, want) {
+	want := []string{scenario.GuestDir, scenario.SeedDir}
+	if r.ReadOnly {
+		want = []string{scenario.SeedDir}
+	}
+	if !slices.Equal(names, want) {
 		fail("host: share holds %q, want %q", names, want)
 	}
 	if err := scenario.Verify(filepath.Join(share, scenario.SeedDir), seeds); err != nil {
 		fail("host: seed tree changed:\n%v", err)
 	}
-	if _, err := os.Lstat(filepath.Join(share, scenario.GuestDir)); err != nil {
-		fail("host: the guest wrote nothing: %v", err)
-	} else if err := scenario.Verify(filepath.Join(share, scenario.GuestDir), scenario.Expected()); err != nil {
-		fail("host: guest tree differs from what the guest should have written:\n%v", err)
+	if !r.ReadOnly {
+		if _, err := os.Lstat(filepath.Join(share, scenario.GuestDir)); err != nil {
+			fail("host: the guest wrote nothing: %v", err)
+		} else if err := scenario.Verify(filepath.Join(share, scenario.GuestDir), r.Expected()); err != nil {
+			fail("host: guest tree differs from what the guest should have written:\n%v", err)
+		}
 	}
 	if failed {
 		dump()
 	}
+	return &rep
+}
+
+// judgeChecks returns the guest report's errors, leaving out (into excused)
+// the check failures listed in knownFailures for this daemon.
+func judgeChecks(rep scenario.Report, r scenario.Run, isRef bool) (errs, excused []string) {
+	checks := r.Checks
+	var allowed []string
+	for _, c := range checks {
+		key := r.Name + "/" + c
+		reason, ok := refFailures[key]
+		if !isRef && !ok {
+			reason, ok = oursKnownFailures[key]
+		} else if !isRef && ok {
+			reason = "fails on the reference too: " + reason
+		}
+		msg, failed := rep.Failed[c]
+		switch {
+		case ok && failed:
+			excused = append(excused, fmt.Sprintf("check %s failed (%s): %s", c, reason, msg))
+			allowed = append(allowed, c)
+		case ok && isRef:
+			errs = append(errs, fmt.Sprintf("check %s is listed as failing on the reference (%s) but passed; update refFailures", c, reason))
+		}
+	}
+	if len(allowed) > 0 {
+		// Judge the rest as if the excused checks had passed.
+		rep.Failed = maps.Clone(rep.Failed)
+		for _, c := range allowed {
+			delete(rep.Failed, c)
+			rep.Passed = append(rep.Passed, c)
+		}
+		rep.NFailed -= len(allowed)
+		rep.NPassed += len(allowed)
+	}
+	return append(errs, rep.Errors(checks)...), excused
+}
+
+// judgeOursStress holds our stress outcomes to the reference's: a stressor
+// that passed on the reference (in this test run, or, when the reference
+// was not run, one not listed in refStressFailures) must pass on ours.
+func judgeOursStress(t *testing.T, r scenario.Run, ours, ref map[string]scenario.StressResult) {
+	for _, name := range r.Stressors {
+		o, ok := ours[name]
+		if !ok {
+			t.Errorf("stress-ng --%s: no outcome reported", name)
+			continue
+		}
+		refPassed := false
+		if ref != nil {
+			refPassed = ref[name].Outcome == scenario.StressPass
+		} else {
+			_, listed := refStressFailures[name]
+			refPassed = !listed
+		}
+		switch {
+		case o.Outcome == scenario.StressPass:
+		case refPassed:
+			if reason, ok := oursKnownStressFailures[name]; ok {
+				t.Logf("known: stress-ng --%s %s on ours (%s): %s", name, o.Outcome, reason, o.Detail)
+				continue
+			}
+			t.Errorf("stress-ng --%s: %s on ours, passed on the reference: %s", name, o.Outcome, o.Detail)
+		default:
+			t.Logf("stress-ng --%s: %s on ours and not passed on the reference (%s)", name, o.Outcome, refStressFailures[name])
+		}
+	}
+}
+
+// judgeRefStress requires every stressor that does not pass on the reference
+// to be listed in refStressFailures with its reason.
+func judgeRefStress(t *testing.T, r scenario.Run, ref map[string]scenario.StressResult) {
+	for _, name := range r.Stressors {
+		s, ok := ref[name]
+		if !ok {
+			t.Errorf("stress-ng --%s: no outcome reported", name)
+			continue
+		}
+		reason, listed := refStressFailures[name]
+		switch {
+		case s.Outcome != scenario.StressPass && !listed:
+			t.Errorf("stress-ng --%s: %s on the reference and not listed in refStressFailures: %s", name, s.Outcome, s.Detail)
+		case s.Outcome == scenario.StressPass && listed:
+			t.Logf("stress-ng --%s passed on the reference although listed as failing (%s)", name, reason)
+		}
+	}
 }
 
 // writeTestInitramfs writes the initramfs: busybox, /init, the guest program
-// and the manifest.
-func writeTestInitramfs(path, busybox, prog string, manifest []byte) error {
+// and the manifest, followed by extra, an archive the kernel unpacks on top.
+func writeTestInitramfs(path, busybox, prog string, manifest, extra []byte) error {
 	es, err := BaseEntries(busybox)
 	if err != nil {
 		return err
@@ -266,5 +401,31 @@ func writeTestInitramfs(path, busybox, prog string, manifest []byte) error {
 	if err := WriteCPIO(&buf, es); err != nil {
 		return err
 	}
+	buf.Write(extra)
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
+
+// stressInitramfs returns, built once, the compressed archive that adds
+// stress-ng, its libraries and loader to the guest's initramfs.
+var stressInitramfs = func() func(Deps) ([]byte, error) {
+	var once sync.Once
+	var b []byte
+	var err error
+	return func(d Deps) ([]byte, error) {
+		once.Do(func() {
+			var dir string
+			if dir, err = d.StressNGDir(); err != nil {
+				return
+			}
+			var es []CPIOEntry
+			if es, err = TreeEntries(dir); err != nil {
+				return
+			}
+			var buf bytes.Buffer
+			if err = WriteCPIO(&buf, es); err == nil {
+				b = buf.Bytes()
+			}
+		})
+		return b, err
+	}
+}()

@@ -300,3 +300,57 @@ func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
 	out.DaemonErr = daemonErr
 	return out, nil
 }
+
+// StressNGDir returns the directory scripts/setup.sh lays stress-ng out in
+// for the guest (usr/bin/stress-ng, its libraries and loader), or an error
+// if it is not there.
+func (d Deps) StressNGDir() (string, error) {
+	dir := filepath.Join(d.Dir, "stress-ng", "guest")
+	for _, f := range []string{"usr/bin/stress-ng", "lib64/ld-linux-x86-64.so.2"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// TreeEntries returns archive members for everything below the host
+// directory dir (directories, regular files, symlinks), named by their path
+// relative to dir, parents first.
+func TreeEntries(dir string) ([]CPIOEntry, error) {
+	var es []CPIOEntry
+	err := filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return err
+		}
+		perm := uint32(fi.Mode().Perm())
+		switch {
+		case de.IsDir():
+			es = append(es, CPIOEntry{Name: rel, Mode: syscall.S_IFDIR | perm})
+		case de.Type()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			es = append(es, CPIOEntry{Name: rel, Mode: syscall.S_IFLNK | 0o777, Data: []byte(target)})
+		case de.Type().IsRegular():
+			e, err := FileEntry(rel, p, perm)
+			if err != nil {
+				return err
+			}
+			es = append(es, e)
+		default:
+			return fmt.Errorf("archive %s: unsupported file type %v", p, de.Type())
+		}
+		return nil
+	})
+	return es, err
+}

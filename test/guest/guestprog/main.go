@@ -27,6 +27,7 @@ const mnt = "/mnt"
 // g is the guest-side state shared by the checks.
 type g struct {
 	m       scenario.Manifest
+	run     scenario.Run
 	root    string // mnt/scenario.GuestDir
 	mounted bool
 }
@@ -35,14 +36,14 @@ func main() {
 	os.Exit(run())
 }
 
-// asUserEnv makes the program run the unprivileged half of the credentials
-// check (asUser) instead of the checks.
+// asUserEnv makes the program run one of the unprivileged helpers (see
+// helpers) instead of the checks; its value names the helper.
 const asUserEnv = "GUESTPROG_AS_USER"
 
 func run() int {
 	unix.Umask(0o022)
-	if os.Getenv(asUserEnv) != "" {
-		if err := asUser(filepath.Join(mnt, scenario.GuestDir)); err != nil {
+	if h := os.Getenv(asUserEnv); h != "" {
+		if err := runHelper(h, filepath.Join(mnt, scenario.GuestDir)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -54,42 +55,57 @@ func run() int {
 	if err == nil {
 		err = json.Unmarshal(raw, &t.m)
 	}
+	if err == nil {
+		t.run, err = scenario.RunByName(t.m.Run)
+	}
 	if err != nil {
 		fmt.Println(scenario.FormatResult("mount", fmt.Errorf("read manifest: %w", err)))
 		fmt.Println(scenario.FormatSummary(0, 1))
 		return 1
 	}
 	t.root = filepath.Join(mnt, scenario.GuestDir)
+	fmt.Fprintf(os.Stderr, "guestprog: run %s\n", t.run.Name)
 
 	checks := map[string]func() error{
-		"mount":        t.mount,
-		"statfs":       t.statfs,
-		"seed-tree":    t.seedTree,
-		"create-small": t.createSmall,
-		"create-big":   t.createBig,
-		"append":       t.append,
-		"sparse":       t.sparse,
-		"mmap":         t.mmap,
-		"fallocate":    t.fallocate,
-		"copy-range":   t.copyRange,
-		"readdir-1000": t.readdir1000,
-		"mkdir":        t.mkdir,
-		"rename":       t.rename,
-		"hardlink":     t.hardlink,
-		"symlink":      t.symlink,
-		"mkfifo":       t.mkfifo,
-		"chmod":        t.chmod,
-		"chown":        t.chown,
-		"truncate":     t.truncate,
-		"utimens":      t.utimens,
-		"unlink-rmdir": t.unlinkRmdir,
-		"credentials":  t.credentials,
-		"errors":       t.errors,
-		"guest-tree":   t.guestTree,
-		"umount":       t.umount,
+		"mount":         t.mount,
+		"statfs":        t.statfs,
+		"seed-tree":     t.seedTree,
+		"create-small":  t.createSmall,
+		"create-big":    t.createBig,
+		"append":        t.append,
+		"sparse":        t.sparse,
+		"mmap":          t.mmap,
+		"fallocate":     t.fallocate,
+		"copy-range":    t.copyRange,
+		"readdir-1000":  t.readdir1000,
+		"mkdir":         t.mkdir,
+		"rename":        t.rename,
+		"hardlink":      t.hardlink,
+		"symlink":       t.symlink,
+		"mkfifo":        t.mkfifo,
+		"chmod":         t.chmod,
+		"chown":         t.chown,
+		"truncate":      t.truncate,
+		"utimens":       t.utimens,
+		"unlink-rmdir":  t.unlinkRmdir,
+		"credentials":   t.credentials,
+		"errors":        t.errors,
+		"open-flags":    t.openFlags,
+		"seek-hole":     t.seekHole,
+		"punch-hole":    t.punchHole,
+		"huge-sparse":   t.hugeSparse,
+		"readdir-10000": t.readdir10000,
+		"sticky":        t.sticky,
+		"permissions":   t.permissions,
+		"locks":         t.locks,
+		"readonly":      t.readonly,
+		"stress":        t.stress,
+		"after-stress":  t.afterStress,
+		"guest-tree":    t.guestTree,
+		"umount":        t.umount,
 	}
 	passed, failed := 0, 0
-	for _, name := range scenario.Checks {
+	for _, name := range t.run.Checks {
 		fn := checks[name]
 		var err error
 		if fn == nil {
@@ -104,7 +120,7 @@ func run() int {
 			failed++
 			if name == "mount" && !t.mounted {
 				// Nothing else can work; report the rest as failed.
-				for _, rest := range scenario.Checks[1:] {
+				for _, rest := range t.run.Checks[1:] {
 					fmt.Println(scenario.FormatResult(rest, errors.New("share not mounted")))
 					failed++
 				}
@@ -150,6 +166,9 @@ func (t *g) mount() error {
 	if st.Type != fuseSuperMagic {
 		return fmt.Errorf("statfs %s: type %#x, want FUSE %#x", mnt, st.Type, fuseSuperMagic)
 	}
+	if t.run.ReadOnly {
+		return nil
+	}
 	return os.Mkdir(t.root, 0o755)
 }
 
@@ -193,7 +212,11 @@ func (t *g) seedTree() error {
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(names, []string{scenario.GuestDir, scenario.SeedDir}) {
+	want := []string{scenario.GuestDir, scenario.SeedDir}
+	if t.run.ReadOnly {
+		want = want[1:]
+	}
+	if !slices.Equal(names, want) {
 		return fmt.Errorf("readdir %s: %q", mnt, names)
 	}
 	return nil
@@ -664,6 +687,23 @@ func (t *g) hardlink() error {
 	if err := t.expectContent("hl-a", []byte("linked content\nappended via b\n")); err != nil {
 		return err
 	}
+	// A third name raises the count on every name; removing it lowers it
+	// again, also as seen after the caches are dropped.
+	if err := os.Link(t.path("hl-b"), t.path("hl-c")); err != nil {
+		return err
+	}
+	if err := t.expectNlink(3, "hl-a", "hl-b", "hl-c"); err != nil {
+		return err
+	}
+	if err := os.Remove(t.path("hl-c")); err != nil {
+		return err
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	if err := t.expectNlink(2, "hl-a", "hl-b"); err != nil {
+		return err
+	}
 	return expectErrno("link onto existing name", os.Link(t.path("hl-a"), t.path("hl-b")), unix.EEXIST)
 }
 
@@ -917,13 +957,8 @@ func (t *g) credentials() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = []string{asUserEnv + "=1"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
-		Uid: scenario.GuestUser, Gid: scenario.GuestUser, Groups: []uint32{},
-	}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("as uid %d: %v: %s", scenario.GuestUser, err, bytes.TrimSpace(out))
+	if err := runAsUser(self, "credentials"); err != nil {
+		return err
 	}
 	for _, rel := range []string{"user/u.txt", "user/ud", "user/ul"} {
 		if err := t.expectOwner(rel, scenario.GuestUser, scenario.GuestUser); err != nil {
@@ -931,6 +966,20 @@ func (t *g) credentials() error {
 		}
 	}
 	return t.expectContent("user/u.txt", scenario.GuestUserTxt)
+}
+
+// runAsUser runs this program's helper named helper as uid and gid
+// scenario.GuestUser, with no supplementary groups.
+func runAsUser(self, helper string) error {
+	cmd := exec.Command(self)
+	cmd.Env = []string{asUserEnv + "=" + helper}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		Uid: scenario.GuestUser, Gid: scenario.GuestUser, Groups: []uint32{},
+	}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s helper as uid %d: %v: %s", helper, scenario.GuestUser, err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // asUser is the unprivileged half of the credentials check, run below root
@@ -992,7 +1041,7 @@ func (t *g) guestTree() error {
 	if err := dropCaches(); err != nil {
 		return err
 	}
-	return scenario.Verify(t.root, scenario.Expected())
+	return scenario.Verify(t.root, t.run.Expected())
 }
 
 func (t *g) umount() error {

@@ -19,9 +19,12 @@ const (
 const ManifestPath = "/manifest.json"
 
 // Manifest is what the host tells the guest: the mount tag, the host's view of
-// the shared file system's size, and the seeded entries.
+// the shared file system's size, the seeded entries, and what this run does.
 type Manifest struct {
 	Tag string
+	// Run names the entry of [Runs] the guest performs: its checks and
+	// stressors.
+	Run string
 	// Blocks, Bsize and Namelen are the host's statfs(2) values for the
 	// shared directory; the guest must see the same numbers.
 	Blocks  uint64
@@ -66,6 +69,15 @@ type Entry struct {
 	// nanoseconds since the epoch.
 	AtimeNs int64
 	MtimeNs int64
+	// Pieces, for a file too large to read whole, replaces SHA256: the
+	// file reads as zeros except for these pieces.
+	Pieces []Piece
+}
+
+// Piece is data at an offset of a sparse file.
+type Piece struct {
+	Off  int64
+	Data []byte
 }
 
 // Pattern returns n deterministic pseudo-random bytes for seed.
@@ -149,8 +161,9 @@ func Seeds() []Entry {
 	}
 }
 
-// Checks lists the checks the guest reports, in order. Every one must be
-// reported exactly once, as passed, for the guest run to pass.
+// Checks lists the conformance checks of the default run, in order. Every
+// check of a run must be reported exactly once, as passed, for the run to
+// pass.
 var Checks = []string{
 	"mount",
 	"statfs",
@@ -175,6 +188,14 @@ var Checks = []string{
 	"unlink-rmdir",
 	"credentials",
 	"errors",
+	"open-flags",
+	"seek-hole",
+	"punch-hole",
+	"huge-sparse",
+	"readdir-10000",
+	"sticky",
+	"permissions",
+	"locks",
 	"guest-tree",
 	"umount",
 }
@@ -206,6 +227,62 @@ var (
 	GuestUser    uint32 = 1000
 	GuestUserTxt        = []byte("written by uid 1000\n")
 )
+
+// Contents and sizes of the conformance checks added for POSIX behaviour.
+var (
+	// guest/oflags.txt: written with O_EXCL, then appended to with
+	// O_APPEND after seeking to 0 and with pwrite at offset 0.
+	GuestOflags = []byte("0123456789ABCD")
+	// guest/holes.bin: GuestHoleChunk bytes of data at 0 and at
+	// GuestHoleAt, a hole between.
+	GuestHoleChunk       = 64 << 10
+	GuestHoleAt    int64 = 1 << 20
+	// guest/punch.bin: GuestPunchSize bytes of Pattern(7) with
+	// [GuestPunchOff, GuestPunchOff+GuestPunchLen) punched out.
+	GuestPunchSize       = 256 << 10
+	GuestPunchOff  int64 = 64 << 10
+	GuestPunchLen  int64 = 128 << 10
+	// guest/large holds GuestLargeCount empty files.
+	GuestLargeCount = 10000
+	// guest/sticky is a sticky world-writable directory; root's file in it
+	// is world-writable, and the unprivileged user appends to it.
+	GuestStickyRoot = []byte("root's file\n")
+	GuestStickyUser = []byte("user's file\n")
+	// guest/perm/mine.txt belongs to the unprivileged user, who writes it
+	// after making it writable again.
+	GuestPermMine = []byte("owned by the user\n")
+	GuestLocks    = []byte("lock me\n")
+)
+
+// GuestHoles is the content of guest/holes.bin.
+func GuestHoles() []byte {
+	b := make([]byte, GuestHoleAt+int64(GuestHoleChunk))
+	copy(b, Pattern(5, GuestHoleChunk))
+	copy(b[GuestHoleAt:], Pattern(6, GuestHoleChunk))
+	return b
+}
+
+// GuestPunch is the content of guest/punch.bin after the punch.
+func GuestPunch() []byte {
+	b := Pattern(7, GuestPunchSize)
+	clear(b[GuestPunchOff : GuestPunchOff+GuestPunchLen])
+	return b
+}
+
+// LargeName returns the name of the i-th file in guest/large.
+func LargeName(i int) string { return fmt.Sprintf("e%05d", i) }
+
+// GuestHuge describes guest/huge.bin, a sparse file over 4 GiB: one piece
+// across the 4 GiB boundary and one at the end.
+func GuestHuge() Entry {
+	e := Entry{Path: "huge.bin", Kind: File, Perm: 0o644, Nlink: 1, Pieces: []Piece{
+		{Off: 4<<30 - 4, Data: []byte("ACROSS4G")},
+		{Off: 5<<30 + 3, Data: []byte("tail\n")},
+	}}
+	last := e.Pieces[len(e.Pieces)-1]
+	e.Size = last.Off + int64(len(last.Data))
+	return e
+}
 
 // GuestMmap is the content of guest/mmap.bin, written through a shared
 // mapping.
@@ -291,6 +368,29 @@ func Expected() []Entry {
 		owned(dir("user/ud", 0o755), GuestUser, GuestUser),
 		owned(symlink("user/ul", "u.txt"), GuestUser, GuestUser),
 		times,
+		file("oflags.txt", 0o644, GuestOflags),
+		symlink("oflags-link", "oflags-missing"),
+		file("holes.bin", 0o644, GuestHoles()),
+		file("punch.bin", 0o644, GuestPunch()),
+		GuestHuge(),
+		dir("large", 0o755),
+	)
+	for i := 0; i < GuestLargeCount; i++ {
+		e = append(e, file("large/"+LargeName(i), 0o644, nil))
+	}
+	stickyRoot := file("sticky/root.txt", 0o666, GuestStickyRoot)
+	e = append(e,
+		dir("sticky", 0o1777),
+		stickyRoot,
+		owned(file("sticky/user.txt", 0o644, GuestStickyUser), GuestUser, GuestUser),
+		dir("perm", 0o755),
+		file("perm/secret", 0o600, []byte("secret\n")),
+		dir("perm/closed", 0o700),
+		file("perm/closed/inner", 0o644, []byte("inner\n")),
+		file("perm/noexec.sh", 0o644, []byte("#!/bin/sh\nexit 0\n")),
+		file("perm/root-rw", 0o644, []byte("root's\n")),
+		owned(file("perm/mine.txt", 0o644, GuestPermMine), GuestUser, GuestUser),
+		file("locks.txt", 0o644, GuestLocks),
 	)
 	return e
 }
@@ -301,6 +401,7 @@ const (
 	okWord     = "ok"
 	failWord   = "FAIL"
 	summary    = "SUMMARY"
+	stressWord = "stress"
 )
 
 // FormatResult returns the console line for one check; err nil means passed.
@@ -325,13 +426,15 @@ type Report struct {
 	NPassed  int
 	NFailed  int
 	Problems []string
+	// Stress holds the stressors' outcomes by name.
+	Stress map[string]StressResult
 }
 
 // ParseConsole extracts the result lines from a console log. Other lines
 // (kernel messages) are ignored; a carriage return before the newline, as the
 // serial console emits, is tolerated.
 func ParseConsole(log string) Report {
-	r := Report{Failed: map[string]string{}}
+	r := Report{Failed: map[string]string{}, Stress: map[string]StressResult{}}
 	for _, line := range strings.Split(log, "\n") {
 		line = strings.TrimRight(line, "\r")
 		i := strings.Index(line, linePrefix)
@@ -346,6 +449,15 @@ func ParseConsole(log string) Report {
 		case failWord:
 			name, msg, _ := strings.Cut(arg, ": ")
 			r.Failed[name] = msg
+		case stressWord:
+			name, rest, _ := strings.Cut(arg, " ")
+			outcome, detail, _ := strings.Cut(rest, ": ")
+			if _, dup := r.Stress[name]; dup || name == "" ||
+				(outcome != StressPass && outcome != StressFail && outcome != StressSkip) {
+				r.Problems = append(r.Problems, fmt.Sprintf("bad or repeated stress line %q", line))
+				continue
+			}
+			r.Stress[name] = StressResult{Outcome: outcome, Detail: detail}
 		case summary:
 			if _, err := fmt.Sscanf(arg, "passed=%d failed=%d", &r.NPassed, &r.NFailed); err != nil {
 				r.Problems = append(r.Problems, fmt.Sprintf("bad summary line %q", line))
@@ -359,9 +471,10 @@ func ParseConsole(log string) Report {
 	return r
 }
 
-// Errors lists everything that makes the report a failure: failed, missing,
-// duplicated or unknown checks, and a missing or inconsistent summary.
-func (r Report) Errors() []string {
+// Errors lists everything that makes the report of a run performing checks a
+// failure: failed, missing, duplicated or unknown checks, and a missing or
+// inconsistent summary.
+func (r Report) Errors(checks []string) []string {
 	errs := append([]string(nil), r.Problems...)
 	if len(r.Passed) == 0 && len(r.Failed) == 0 {
 		return append(errs, "no check results on the console (the guest program did not run)")
@@ -374,7 +487,7 @@ func (r Report) Errors() []string {
 		seen[c]++
 	}
 	known := map[string]bool{}
-	for _, c := range Checks {
+	for _, c := range checks {
 		known[c] = true
 		if msg, ok := r.Failed[c]; ok {
 			errs = append(errs, fmt.Sprintf("check %s failed: %s", c, msg))

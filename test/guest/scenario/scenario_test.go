@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,8 +152,8 @@ func TestParseConsole(t *testing.T) {
 		all.WriteString(FormatResult(c, nil) + "\r\n")
 	}
 	good := all.String() + FormatSummary(len(Checks), 0) + "\r\n"
-	if errs := ParseConsole(good).Errors(); len(errs) != 0 {
-		t.Fatalf("ParseConsole(all passed).Errors() = %q, want none", errs)
+	if errs := ParseConsole(good).Errors(Checks); len(errs) != 0 {
+		t.Fatalf("ParseConsole(all passed).Errors(Checks) = %q, want none", errs)
 	}
 
 	tests := []struct {
@@ -172,10 +173,84 @@ func TestParseConsole(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			errs := ParseConsole(tc.log).Errors()
+			errs := ParseConsole(tc.log).Errors(Checks)
 			if !strings.Contains(strings.Join(errs, "\n"), tc.want) {
 				t.Errorf("Errors() = %q, want one containing %q", errs, tc.want)
 			}
 		})
+	}
+}
+
+func TestCheckPieces(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pieces := []Piece{{Off: 10, Data: []byte("ab")}, {Off: 1 << 20, Data: []byte("end")}}
+	for _, pc := range pieces {
+		if _, err := f.WriteAt(pc.Data, pc.Off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CheckPieces(p, pieces); err != nil {
+		t.Fatalf("CheckPieces(matching file) = %v", err)
+	}
+	if _, err := f.WriteAt([]byte{1}, 1<<20-100); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPieces(p, pieces); err == nil || !strings.Contains(err.Error(), "want 0") {
+		t.Errorf("CheckPieces(stray byte before a piece) = %v, want a non-zero byte error", err)
+	}
+	if err := CheckPieces(p, []Piece{{Off: 10, Data: []byte("xy")}}); err == nil {
+		t.Error("CheckPieces(wrong data) = nil")
+	}
+	f.Close()
+}
+
+func TestParseStress(t *testing.T) {
+	log := FormatStress("hdd", StressPass, "3s; exit 0") + "\r\n" +
+		FormatStress("fiemap", StressSkip, "exit 0\nnot supported") + "\n" +
+		FormatStress("link", StressFail, "exit 2; fail: verification") + "\n"
+	r := ParseConsole(log)
+	want := map[string]string{"hdd": StressPass, "fiemap": StressSkip, "link": StressFail}
+	for name, outcome := range want {
+		if got := r.Stress[name].Outcome; got != outcome {
+			t.Errorf("stress %s: outcome %q, want %q", name, got, outcome)
+		}
+	}
+	if d := r.Stress["fiemap"].Detail; d != "exit 0; not supported" {
+		t.Errorf("fiemap detail %q", d)
+	}
+	if bad := ParseConsole(log + FormatStress("hdd", StressPass, "again")).Problems; len(bad) != 1 {
+		t.Errorf("repeated stress line: problems %q, want one", bad)
+	}
+	if bad := ParseConsole("GUESTTEST stress hdd maybe: x\n").Problems; len(bad) != 1 {
+		t.Errorf("bad outcome: problems %q, want one", bad)
+	}
+}
+
+func TestRuns(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Runs {
+		if seen[r.Name] {
+			t.Errorf("run %s listed twice", r.Name)
+		}
+		seen[r.Name] = true
+		if len(r.Checks) == 0 || r.Checks[0] != "mount" || r.Checks[len(r.Checks)-1] != "umount" {
+			t.Errorf("run %s: checks %q must start with mount and end with umount", r.Name, r.Checks)
+		}
+		if r.ReadOnly != (r.Expected == nil) {
+			t.Errorf("run %s: a run has an expected guest tree exactly when it is not read-only", r.Name)
+		}
+		if (len(r.Stressors) > 0) != slices.Contains(r.Checks, "stress") {
+			t.Errorf("run %s: stressors %q without the stress check, or the reverse", r.Name, r.Stressors)
+		}
+		if got, err := RunByName(r.Name); err != nil || got.Name != r.Name {
+			t.Errorf("RunByName(%s) = %v, %v", r.Name, got.Name, err)
+		}
+	}
+	if _, err := RunByName("nope"); err == nil {
+		t.Error("RunByName(nope) = nil error")
 	}
 }
