@@ -189,3 +189,34 @@ func fakeDaemon() {
 	time.Sleep(500 * time.Millisecond)
 	os.Exit(7)
 }
+
+func TestTreeEntries(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "usr/bin/tool"), []byte("ELF"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/bin", filepath.Join(dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	es, err := TreeEntries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Name+" "+strconv.FormatUint(uint64(e.Mode), 8)+" "+string(e.Data))
+	}
+	want := []string{"bin 120777 usr/bin", "usr 40755 ", "usr/bin 40755 ", "usr/bin/tool 100755 ELF"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("TreeEntries = %q, want %q", got, want)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TreeEntries(dir); err == nil {
+		t.Error("TreeEntries with a fifo = nil error, want unsupported file type")
+	}
+}
