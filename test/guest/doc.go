@@ -1,16 +1,36 @@
 // Package guest boots a real Linux guest under QEMU against a virtio-fs
 // daemon and checks, from both sides, what the guest did to the share.
 //
-// TestGuest runs the same guest program (./guestprog, scenario in
-// ./scenario) twice: against our daemon built from ./cmd/virtiofsd and against
-// the reference daemon, Debian trixie's virtiofsd 1.13.2, so that a behaviour
-// that differs between the two fails one side. The external pieces (QEMU 10,
-// the Debian 6.12 cloud kernel, the reference daemon, a static busybox) are
-// installed by scripts/setup.sh; FindDeps locates them. When they are absent
-// the test skips with a message, except under CI=true, where it fails.
+// TestGuest makes every run of scenario.Runs against the reference daemon,
+// Debian trixie's virtiofsd 1.13.2 (TestGuest/reference/<run>), and then
+// against ours built from ./cmd/virtiofsd (TestGuest/ours/<run>). A run is a
+// boot with given daemon options and a list of checks performed by the guest
+// program (./guestprog, scenario in ./scenario):
 //
-// The harness in this package (WriteCPIO, Boot) has no FUSE knowledge: it
-// builds a gzip cpio initramfs, starts the daemon in its own process group,
-// waits for its socket, starts QEMU with vhost-user-fs-pci, and bounds every
-// wait with a timeout; both processes are killed on every path.
+//   - default: the POSIX conformance checks (file data, sparse files and
+//     SEEK_DATA/SEEK_HOLE, fallocate and punch-hole, a sparse file over
+//     4 GiB, O_EXCL, O_APPEND, O_TRUNC, mmap, rename flags, link counts,
+//     directories of 1000 and 10 000 entries with telldir/seekdir offsets,
+//     nanosecond timestamps, an unprivileged guest user's permissions, a
+//     sticky directory, flock and fcntl locks between processes);
+//   - cache-never-mmap: --cache=never --allow-mmap, shared writable mmap;
+//   - readonly: --readonly, every modifying request answered with EROFS;
+//   - stress: stress-ng's file system stressors with --verify on the share.
+//
+// Ours must pass every check and every stressor the reference passes. The
+// checks and stressors that do not pass are listed, with their reasons, in
+// known.go: the reference's failures (the test requires the reference to keep
+// failing the listed checks) and our known bugs.
+//
+// The external pieces (QEMU 10, the Debian 6.12 cloud kernel, the reference
+// daemon, a static busybox, bookworm's stress-ng with its libraries) are
+// installed by scripts/setup.sh; FindDeps and Deps.StressNGDir locate them.
+// When they are absent the test skips with a message, except under CI=true,
+// where it fails.
+//
+// The harness in this package (WriteCPIO, TreeEntries, Boot) has no FUSE
+// knowledge: it builds gzip cpio initramfs archives, starts the daemon in its
+// own process group, waits for its socket, starts QEMU with
+// vhost-user-fs-pci, and bounds every wait with a timeout; both processes are
+// killed on every path.
 package guest
