@@ -98,6 +98,8 @@ func run() int {
 		"sticky":        t.sticky,
 		"permissions":   t.permissions,
 		"locks":         t.locks,
+		"groups":        t.groups,
+		"times-ns":      t.timesNs,
 		"readonly":      t.readonly,
 		"stress":        t.stress,
 		"after-stress":  t.afterStress,

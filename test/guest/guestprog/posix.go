@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -29,6 +31,8 @@ func runHelper(name, root string) error {
 		return locksUser(root, true)
 	case "locks-free":
 		return locksUser(root, false)
+	case "groups":
+		return groupsUser(root)
 	}
 	return fmt.Errorf("unknown helper %q", name)
 }
@@ -595,6 +599,136 @@ func locksUser(root string, held bool) error {
 	if probe.Type != unix.F_WRLCK || probe.Pid != ppid || probe.Start != 0 || probe.Len != 4 {
 		return fmt.Errorf("fcntl F_GETLK: type %d pid %d range %d+%d, want F_WRLCK (%d) by pid %d on 0+4",
 			probe.Type, probe.Pid, probe.Start, probe.Len, unix.F_WRLCK, ppid)
+	}
+	return nil
+}
+
+// groups checks that a supplementary group of the unprivileged user grants
+// access on the host as it does in the guest, and that a set-group-ID
+// directory passes its group (and, to directories, the bit) on.
+func (t *g) groups() error {
+	for _, d := range []struct {
+		rel  string
+		mode uint32
+	}{{"grp", 0o770}, {"grp-sgid", 0o2770}} {
+		if err := os.Mkdir(t.path(d.rel), 0o700); err != nil {
+			return err
+		}
+		if err := os.Chown(t.path(d.rel), 0, int(scenario.GuestGroup)); err != nil {
+			return err
+		}
+		if err := unix.Chmod(t.path(d.rel), d.mode); err != nil {
+			return err
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = []string{asUserEnv + "=groups"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		Uid: scenario.GuestUser, Gid: scenario.GuestUser, Groups: []uint32{scenario.GuestGroup},
+	}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("groups helper as uid %d with group %d: %v: %s", scenario.GuestUser, scenario.GuestGroup, err, bytes.TrimSpace(out))
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		rel  string
+		gid  uint32
+		mode uint32
+	}{
+		{"grp/f.txt", scenario.GuestUser, 0o644},
+		{"grp/d", scenario.GuestUser, 0o755},
+		{"grp-sgid/f.txt", scenario.GuestGroup, 0o644},
+		{"grp-sgid/d", scenario.GuestGroup, 0o2755},
+	} {
+		if err := t.expectOwner(c.rel, scenario.GuestUser, c.gid); err != nil {
+			return err
+		}
+		if err := t.expectMode(c.rel, c.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func groupsUser(root string) error {
+	p := func(rel string) string { return filepath.Join(root, rel) }
+	if err := os.WriteFile(p("grp/f.txt"), []byte("group member\n"), 0o666); err != nil {
+		return fmt.Errorf("create in a directory writable through a supplementary group: %w", err)
+	}
+	if err := os.Mkdir(p("grp/d"), 0o777); err != nil {
+		return fmt.Errorf("mkdir in a directory writable through a supplementary group: %w", err)
+	}
+	if err := os.WriteFile(p("grp-sgid/f.txt"), []byte("inherits the group\n"), 0o666); err != nil {
+		return fmt.Errorf("create in a set-group-ID directory: %w", err)
+	}
+	if err := os.Mkdir(p("grp-sgid/d"), 0o777); err != nil {
+		return fmt.Errorf("mkdir in a set-group-ID directory: %w", err)
+	}
+	return nil
+}
+
+// timesNs checks nanosecond timestamps: those the host sets on a write, and
+// those utimensat sets on a directory and, without following it, a symlink.
+func (t *g) timesNs() error {
+	// The host's clock stamps new files with nanoseconds; all three being
+	// whole seconds would mean the guest lost the nanoseconds.
+	whole := 0
+	for i := range 3 {
+		rel := fmt.Sprintf("times-ns-%d", i)
+		if err := os.WriteFile(t.path(rel), []byte("x"), 0o666); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(t.path(rel), &st); err != nil {
+			return err
+		}
+		if st.Mtim.Nsec == 0 {
+			whole++
+		}
+		if err := os.Remove(t.path(rel)); err != nil {
+			return err
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	if whole == 3 {
+		return errors.New("three new files all have whole-second modification times")
+	}
+	if err := os.Mkdir(t.path("times-dir"), 0o777); err != nil {
+		return err
+	}
+	if err := os.Symlink("times-dir", t.path("times-link")); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		rel   string
+		ns    int64
+		flags int
+	}{{"times-dir", scenario.GuestDirMtimeNs, 0}, {"times-link", scenario.GuestLinkMtimeNs, unix.AT_SYMLINK_NOFOLLOW}} {
+		ts := []unix.Timespec{unix.NsecToTimespec(c.ns), unix.NsecToTimespec(c.ns)}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, t.path(c.rel), ts, c.flags); err != nil {
+			return fmt.Errorf("utimensat %s: %w", c.rel, err)
+		}
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		rel string
+		ns  int64
+	}{{"times-dir", scenario.GuestDirMtimeNs}, {"times-link", scenario.GuestLinkMtimeNs}} {
+		var st unix.Stat_t
+		if err := unix.Lstat(t.path(c.rel), &st); err != nil {
+			return err
+		}
+		if st.Mtim.Nano() != c.ns || st.Atim.Nano() != c.ns {
+			return fmt.Errorf("lstat %s: atime %d mtime %d, want %d", c.rel, st.Atim.Nano(), st.Mtim.Nano(), c.ns)
+		}
 	}
 	return nil
 }

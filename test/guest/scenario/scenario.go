@@ -116,6 +116,13 @@ func owned(e Entry, uid, gid uint32) Entry {
 	return e
 }
 
+// timed sets the expected modification time only: reading a directory or a
+// symlink later may move its access time.
+func timed(e Entry, ns int64) Entry {
+	e.MtimeNs = ns
+	return e
+}
+
 func symlink(path, target string) Entry {
 	return Entry{Path: path, Kind: Symlink, Target: target, Nlink: 1}
 }
@@ -196,6 +203,8 @@ var Checks = []string{
 	"sticky",
 	"permissions",
 	"locks",
+	"groups",
+	"times-ns",
 	"guest-tree",
 	"umount",
 }
@@ -252,6 +261,12 @@ var (
 	// after making it writable again.
 	GuestPermMine = []byte("owned by the user\n")
 	GuestLocks    = []byte("lock me\n")
+	// GuestGroup is the group owning guest/grp and guest/grp-sgid, and
+	// the unprivileged user's supplementary group in the groups check.
+	GuestGroup uint32 = 2000
+	// Times the times-ns check sets on a directory and a symlink.
+	GuestDirMtimeNs  int64 = 1500000000_000000001
+	GuestLinkMtimeNs int64 = 1500000001_999999999
 )
 
 // GuestHoles is the content of guest/holes.bin.
@@ -391,6 +406,14 @@ func Expected() []Entry {
 		file("perm/root-rw", 0o644, []byte("root's\n")),
 		owned(file("perm/mine.txt", 0o644, GuestPermMine), GuestUser, GuestUser),
 		file("locks.txt", 0o644, GuestLocks),
+		owned(dir("grp", 0o770), 0, GuestGroup),
+		owned(file("grp/f.txt", 0o644, []byte("group member\n")), GuestUser, GuestUser),
+		owned(dir("grp/d", 0o755), GuestUser, GuestUser),
+		owned(dir("grp-sgid", 0o2770), 0, GuestGroup),
+		owned(file("grp-sgid/f.txt", 0o644, []byte("inherits the group\n")), GuestUser, GuestGroup),
+		owned(dir("grp-sgid/d", 0o2755), GuestUser, GuestGroup),
+		timed(dir("times-dir", 0o755), GuestDirMtimeNs),
+		timed(symlink("times-link", "times-dir"), GuestLinkMtimeNs),
 	)
 	return e
 }
