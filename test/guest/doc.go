@@ -13,6 +13,7 @@
 //     directories of 1000 and 10 000 entries with telldir/seekdir offsets,
 //     nanosecond timestamps, an unprivileged guest user's permissions, a
 //     sticky directory, flock and fcntl locks between processes);
+//   - cache-never: --cache=never, shared mappings refused, private ones work;
 //   - cache-never-mmap: --cache=never --allow-mmap, shared writable mmap;
 //   - readonly: --readonly, every modifying request answered with EROFS;
 //   - stress: stress-ng's file system stressors with --verify on the share.

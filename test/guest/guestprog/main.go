@@ -99,6 +99,7 @@ func run() int {
 		"permissions":   t.permissions,
 		"locks":         t.locks,
 		"groups":        t.groups,
+		"mmap-refused":  t.mmapRefused,
 		"times-ns":      t.timesNs,
 		"readonly":      t.readonly,
 		"stress":        t.stress,

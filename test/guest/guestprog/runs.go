@@ -204,3 +204,33 @@ func (t *g) afterStress() error {
 	}
 	return os.Remove(p)
 }
+
+// mmapRefused checks a share served with --cache=never and without
+// --allow-mmap: files are opened for direct I/O, so the guest refuses shared
+// mappings (ENODEV) and still allows private ones.
+func (t *g) mmapRefused() error {
+	f, err := os.OpenFile(t.path("small.txt"), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n := len(scenario.GuestSmall)
+	for _, prot := range []int{unix.PROT_READ, unix.PROT_READ | unix.PROT_WRITE} {
+		m, err := unix.Mmap(int(f.Fd()), 0, n, prot, unix.MAP_SHARED)
+		if err == nil {
+			unix.Munmap(m)
+		}
+		if err := expectErrno(fmt.Sprintf("mmap MAP_SHARED prot %#x", prot), err, unix.ENODEV); err != nil {
+			return err
+		}
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, n, unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return fmt.Errorf("mmap MAP_PRIVATE: %w", err)
+	}
+	defer unix.Munmap(m)
+	if !bytes.Equal(m, scenario.GuestSmall) {
+		return fmt.Errorf("private mapping of small.txt: %q, want %q", m, scenario.GuestSmall)
+	}
+	return nil
+}

@@ -43,6 +43,14 @@ var Runs = []Run{
 		Expected: Expected,
 	},
 	{
+		// Without the page cache and without --allow-mmap, the guest
+		// refuses shared mappings.
+		Name:       "cache-never",
+		DaemonArgs: []string{"--cache=never"},
+		Checks:     []string{"mount", "create-small", "mmap-refused", "guest-tree", "umount"},
+		Expected:   func() []Entry { return []Entry{file("small.txt", 0o644, GuestSmall)} },
+	},
+	{
 		// Shared writable mappings need --allow-mmap when the page
 		// cache is off.
 		Name:       "cache-never-mmap",
