@@ -142,8 +142,12 @@ func TestReadOnlyRefusesModifications(t *testing.T) {
 			{"mknod fifo", func() unix.Errno {
 				return r.Mknod(root, node.parent, nm("new"), &fuse.MknodIn{Mode: unix.S_IFIFO | 0o644}, &fuse.EntryOut{})
 			}},
-			{"mkdir", func() unix.Errno { return r.Mkdir(root, node.parent, nm("new"), &fuse.MkdirIn{Mode: 0o755}, &fuse.EntryOut{}) }},
-			{"mkdir existing", func() unix.Errno { return r.Mkdir(root, node.parent, nm("d"), &fuse.MkdirIn{Mode: 0o755}, &fuse.EntryOut{}) }},
+			{"mkdir", func() unix.Errno {
+				return r.Mkdir(root, node.parent, nm("new"), &fuse.MkdirIn{Mode: 0o755}, &fuse.EntryOut{})
+			}},
+			{"mkdir existing", func() unix.Errno {
+				return r.Mkdir(root, node.parent, nm("d"), &fuse.MkdirIn{Mode: 0o755}, &fuse.EntryOut{})
+			}},
 			{"unlink", func() unix.Errno { return r.Unlink(root, node.parent, nm("f")) }},
 			{"unlink missing", func() unix.Errno { return r.Unlink(root, node.parent, nm("missing")) }},
 			{"rmdir", func() unix.Errno { return r.Rmdir(root, node.parent, nm("d")) }},
