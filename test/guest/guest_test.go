@@ -103,9 +103,10 @@ func TestGuest(t *testing.T) {
 	t.Run("reference", func(t *testing.T) {
 		for _, r := range scenario.Runs {
 			t.Run(r.Name, func(t *testing.T) {
-				rep := runGuest(t, deps, prog, deps.Reference, r, true)
+				rep := runGuest(t, deps, prog, deps.Reference, r, true, func(s map[string]scenario.StressResult) bool {
+					return judgeRefStress(t, r, s)
+				})
 				if rep != nil && len(r.Stressors) > 0 {
-					judgeRefStress(t, r, rep.Stress)
 					refStress[r.Name] = rep.Stress
 				}
 			})
@@ -123,10 +124,9 @@ func TestGuest(t *testing.T) {
 		}
 		for _, r := range scenario.Runs {
 			t.Run(r.Name, func(t *testing.T) {
-				rep := runGuest(t, deps, prog, bin, r, false)
-				if rep != nil && len(r.Stressors) > 0 {
-					judgeOursStress(t, r, rep.Stress, refStress[r.Name])
-				}
+				runGuest(t, deps, prog, bin, r, false, func(s map[string]scenario.StressResult) bool {
+					return judgeOursStress(t, r, s, refStress[r.Name])
+				})
 			})
 		}
 	})
@@ -165,8 +165,11 @@ func noteSources() error {
 
 // runGuest seeds a share, boots the guest program for run r against daemon,
 // and checks the guest's report and then the share from the host side. It
-// returns the guest's report, or nil if the run could not be made.
-func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRef bool) *scenario.Report {
+// returns the guest's report, or nil if the run could not be made. For a
+// stress run, judgeStress reports whether the stressors' outcomes are a
+// failure (having reported it).
+func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRef bool,
+	judgeStress func(map[string]scenario.StressResult) bool) *scenario.Report {
 	var stressArchive []byte
 	if len(r.Stressors) > 0 {
 		a, err := stressInitramfs(deps)
@@ -262,6 +265,9 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRe
 			t.Logf("stress-ng --%s: %s (%s)", name, s.Outcome, s.Detail)
 		}
 	}
+	if len(r.Stressors) > 0 && judgeStress(rep.Stress) {
+		failed = true
+	}
 
 	// The host side: the share holds exactly the seeds, unchanged, and what
 	// the guest wrote.
@@ -334,11 +340,12 @@ func judgeChecks(rep scenario.Report, r scenario.Run, isRef bool) (errs, excused
 // judgeOursStress holds our stress outcomes to the reference's: a stressor
 // that passed on the reference (in this test run, or, when the reference
 // was not run, one not listed in refStressFailures) must pass on ours.
-func judgeOursStress(t *testing.T, r scenario.Run, ours, ref map[string]scenario.StressResult) {
+func judgeOursStress(t *testing.T, r scenario.Run, ours, ref map[string]scenario.StressResult) (failed bool) {
 	for _, name := range r.Stressors {
 		o, ok := ours[name]
 		if !ok {
 			t.Errorf("stress-ng --%s: no outcome reported", name)
+			failed = true
 			continue
 		}
 		refPassed := false
@@ -356,29 +363,34 @@ func judgeOursStress(t *testing.T, r scenario.Run, ours, ref map[string]scenario
 				continue
 			}
 			t.Errorf("stress-ng --%s: %s on ours, passed on the reference: %s", name, o.Outcome, o.Detail)
+			failed = true
 		default:
 			t.Logf("stress-ng --%s: %s on ours and not passed on the reference (%s)", name, o.Outcome, refStressFailures[name])
 		}
 	}
+	return failed
 }
 
 // judgeRefStress requires every stressor that does not pass on the reference
 // to be listed in refStressFailures with its reason.
-func judgeRefStress(t *testing.T, r scenario.Run, ref map[string]scenario.StressResult) {
+func judgeRefStress(t *testing.T, r scenario.Run, ref map[string]scenario.StressResult) (failed bool) {
 	for _, name := range r.Stressors {
 		s, ok := ref[name]
 		if !ok {
 			t.Errorf("stress-ng --%s: no outcome reported", name)
+			failed = true
 			continue
 		}
 		reason, listed := refStressFailures[name]
 		switch {
 		case s.Outcome != scenario.StressPass && !listed:
 			t.Errorf("stress-ng --%s: %s on the reference and not listed in refStressFailures: %s", name, s.Outcome, s.Detail)
+			failed = true
 		case s.Outcome == scenario.StressPass && listed:
 			t.Logf("stress-ng --%s passed on the reference although listed as failing (%s)", name, reason)
 		}
 	}
+	return failed
 }
 
 // writeTestInitramfs writes the initramfs: busybox, /init, the guest program
