@@ -150,7 +150,7 @@ func judgeStress(out []byte, err error) (string, string) {
 		switch {
 		case strings.Contains(l, " fail: "), strings.Contains(l, "verification"), strings.Contains(l, "unsuccessful"):
 			fails = append(fails, strings.TrimSpace(l))
-		case strings.Contains(l, "skipped"), strings.Contains(l, "not implemented"), strings.Contains(l, "not supported"):
+		case strings.Contains(l, "skipping stressor"), strings.Contains(l, "not implemented"):
 			skips = append(skips, strings.TrimSpace(l))
 		}
 	}
