@@ -3,6 +3,8 @@ package daemon
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestDiffTables checks the differential test's own tables: step labels
@@ -74,5 +76,45 @@ func TestDiffLines(t *testing.T) {
 	}
 	if d := diffLines([]string{"a"}, []string{"a"}); len(d) != 0 {
 		t.Errorf("diffLines of equal lists = %q", d)
+	}
+}
+
+// TestDiffDetects runs a script against our daemon on both sides, on
+// twins that differ in one file's mode and another's content: exactly the
+// steps that show them must differ, everything else (node IDs, handles,
+// inode numbers, which differ between the twins, and times) must
+// normalise to the same text.
+func TestDiffDetects(t *testing.T) {
+	requireDaemon(t, ours)
+	other := append([]seedEntry(nil), diffSeed...)
+	for i, e := range other {
+		switch e.path {
+		case "ro":
+			other[i].mode = 0o440
+		case "dir/a":
+			other[i].data = "A"
+		}
+	}
+	d := dsl{}
+	sc := &dscript{name: "detect", steps: []dstep{
+		d.lookup("ro", dRoot, "ro"),
+		d.lookup("dir", dRoot, "dir"),
+		d.lookup("a", d.n("dir"), "a"),
+		d.open("open-a", d.n("a"), unix.O_RDONLY, 0),
+		d.read("read-a", d.n("a"), d.h("open-a"), 0, 10),
+		d.mkdir("mkdir", dRoot, "new", 0o755),
+		d.create("create", d.n("mkdir"), "f", unix.O_RDWR|unix.O_CREAT, unix.S_IFREG|0o600, 0),
+		d.opendir("od", d.n("dir"), 0),
+		d.readdirplus("readdirplus", d.n("dir"), d.h("od"), 0, 4096),
+		d.getattr("getattr-root", dRoot),
+	}}
+	p := runPair(t, [2]*daemonSpec{ours, ours}, [2][]seedEntry{diffSeed, other}, diffOptionSets[0], sc)
+	var got []string
+	for _, d := range p.diffs {
+		got = append(got, d.label)
+	}
+	want := []string{"ro", "read-a", "host-state"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("steps that differ = %q, want %q\n%s", got, want, p.transcript())
 	}
 }

@@ -168,61 +168,87 @@ func runDiff(t *testing.T, set diffOptionSet, sc *dscript) []*knownDiff {
 	if seed == nil {
 		seed = diffSeed
 	}
-	dir := t.TempDir()
-	twOurs := newTwin(t, filepath.Join(dir, "ours"), seed, 0)
-	twRef := newTwin(t, filepath.Join(dir, "reference"), seed, 17)
-	so := startOpts{args: set.args, noInit: true}
-	dOurs := startDaemonIn(t, ours, twOurs.share, so)
-	dRef := startDaemonIn(t, reference, twRef.share, so)
-	runs := []*drun{newDrun(dOurs, twOurs), newDrun(dRef, twRef)}
-	recs := make([][]drecord, 2)
-	var wg sync.WaitGroup
-	for i := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			recs[i] = runs[i].run(sc)
-		}()
-	}
-	wg.Wait()
-
+	p := runPair(t, [2]*daemonSpec{ours, reference}, [2][]seedEntry{seed, seed}, set, sc)
 	var observed []*knownDiff
 	var unlisted []string
-	note := func(label, req, a, b string) {
-		k := findKnownDiff(sc.name, label, set.name)
-		text := fmt.Sprintf("step %s (%s)\n  ours:      %s\n  reference: %s", label, req, a, b)
-		if k != nil {
-			observed = append(observed, k)
-			t.Logf("known difference (%s): %s", k.reason, text)
-			return
+	for _, d := range p.diffs {
+		k := findKnownDiff(sc.name, d.label, set.name)
+		if k == nil {
+			unlisted = append(unlisted, d.text)
+			continue
 		}
-		unlisted = append(unlisted, text)
-	}
-	for i := range recs[0] {
-		a, b := recs[0][i], recs[1][i]
-		if a.reply != b.reply {
-			note(a.label, a.req, a.reply, b.reply)
-		}
-	}
-	stOurs, stRef := twOurs.state(), twRef.state()
-	if d := diffLines(stOurs, stRef); len(d) > 0 {
-		note("host-state", "twin contents after the script", "", "\n"+strings.Join(d, "\n"))
-	}
-	if runs[1].broken != nil {
-		// The reference stalls on requests it cannot decode (a worker
-		// panic); its log then shows the panic.
-		dRef.expectPanic = true
+		observed = append(observed, k)
+		t.Logf("known difference (%s): %s", k.reason, d.text)
 	}
 	if len(unlisted) > 0 {
 		t.Errorf("%d unlisted differences between our daemon and the reference (%v):\n%s",
 			len(unlisted), set.args, strings.Join(unlisted, "\n"))
 	}
 	if len(unlisted) > 0 || os.Getenv("VIRTIOFSD_DIFF_TRANSCRIPT") != "" {
-		var b strings.Builder
-		for i := range recs[0] {
-			fmt.Fprintf(&b, "%s %s\n  ours:      %s\n  reference: %s\n", recs[0][i].label, recs[0][i].req, recs[0][i].reply, recs[1][i].reply)
-		}
-		t.Logf("full transcript:\n%s", b.String())
+		t.Logf("full transcript:\n%s", p.transcript())
 	}
 	return observed
+}
+
+// pairResult is the outcome of one script on two daemons.
+type pairResult struct {
+	recs  [2][]drecord
+	diffs []stepDiff
+}
+
+// stepDiff is one step (or the host state) where the two runs differ.
+type stepDiff struct {
+	label string
+	text  string
+}
+
+func (p *pairResult) transcript() string {
+	var b strings.Builder
+	for i := range p.recs[0] {
+		fmt.Fprintf(&b, "%s %s\n  ours:      %s\n  reference: %s\n", p.recs[0][i].label, p.recs[0][i].req,
+			p.recs[0][i].reply, p.recs[1][i].reply)
+	}
+	return b.String()
+}
+
+// runPair runs sc against specs[0] and specs[1] concurrently, each on a
+// twin seeded from its seed (the second twin with different inode
+// numbers), and compares the normalised replies and the twins afterwards.
+func runPair(t *testing.T, specs [2]*daemonSpec, seeds [2][]seedEntry, set diffOptionSet, sc *dscript) *pairResult {
+	dir := t.TempDir()
+	var runs [2]*drun
+	var ds [2]*daemon
+	for i, spec := range specs {
+		tw := newTwin(t, filepath.Join(dir, fmt.Sprintf("%d-%s", i, spec.name)), seeds[i], 17*i)
+		ds[i] = startDaemonIn(t, spec, tw.share, startOpts{args: set.args, noInit: true})
+		runs[i] = newDrun(ds[i], tw)
+	}
+	p := &pairResult{}
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.recs[i] = runs[i].run(sc)
+		}()
+	}
+	wg.Wait()
+	for i := range p.recs[0] {
+		a, b := p.recs[0][i], p.recs[1][i]
+		if a.reply != b.reply {
+			p.diffs = append(p.diffs, stepDiff{a.label,
+				fmt.Sprintf("step %s (%s)\n  ours:      %s\n  reference: %s", a.label, a.req, a.reply, b.reply)})
+		}
+	}
+	if d := diffLines(runs[0].tw.state(), runs[1].tw.state()); len(d) > 0 {
+		p.diffs = append(p.diffs, stepDiff{"host-state", "twin contents after the script:\n" + strings.Join(d, "\n")})
+	}
+	for i, r := range runs {
+		if r.broken != nil && !specs[i].hardened {
+			// The reference stalls on requests it cannot decode (a
+			// worker panic); its log then shows the panic.
+			ds[i].expectPanic = true
+		}
+	}
+	return p
 }
