@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"time"
 
@@ -39,6 +40,16 @@ func dGroups(gids ...uint32) []byte {
 		b = binary.LittleEndian.AppendUint32(b, g)
 	}
 	return b
+}
+
+// dLargeDirSeed is the standard seed plus a directory of 1000 entries.
+func dLargeDirSeed() []seedEntry {
+	s := append([]seedEntry(nil), diffSeed...)
+	s = append(s, seedEntry{path: "big", kind: 'd', mode: 0o755})
+	for i := 0; i < 1000; i++ {
+		s = append(s, seedEntry{path: fmt.Sprintf("big/entry-%04d", i), kind: 'f', mode: 0o644})
+	}
+	return s
 }
 
 // diffScripts returns the scripts of the differential test. Labels of
@@ -677,9 +688,34 @@ func diffScripts() []*dscript {
 			d.statfs("statfs", r),
 			d.release("rel", n("f"), h("f")),
 		}},
+		{name: "large-directory", seed: dLargeDirSeed(), steps: []dstep{
+			d.lookup("big", r, "big"),
+			d.opendir("od", n("big"), 0),
+			d.readdir("rd-0", n("big"), h("od"), 0, 4096),
+			d.readdir("rd-300", n("big"), h("od"), 300, 4096),
+			d.readdir("rd-997", n("big"), h("od"), 997, 4096),
+			d.readdir("rd-1002", n("big"), h("od"), 1002, 4096),
+			d.readdir("rd-all", n("big"), h("od"), 0, 1<<20),
+			d.readdirplus("rdp-500", n("big"), h("od"), 500, 16<<10),
+			d.unlink("unlink-0100", n("big"), "entry-0100"),
+			d.readdir("rd-after-unlink", n("big"), h("od"), 95, 512),
+			d.releasedir("rel", n("big"), h("od")),
+		}},
 		{name: "negative-offsets", defaultOnly: true, steps: []dstep{
 			d.create("f", r, "f", unix.O_RDWR|unix.O_CREAT, unix.S_IFREG|0o644, 0),
 			d.read("r-negative-offset", n("f"), h("f"), 1<<63, 16).wait(2 * time.Second),
+			d.create("g", r, "g", unix.O_RDWR|unix.O_CREAT, unix.S_IFREG|0o644, 0),
+			d.copyRange("copy-negative-in", n("f"), h("f"), 1<<63, n("g"), h("g"), 0, 10, 0).wait(2 * time.Second),
+			d.copyRange("copy-negative-out", n("f"), h("f"), 0, n("g"), h("g"), 1<<63, 10, 0).wait(2 * time.Second),
+			d.copyRange("copy-negative-len", n("f"), h("f"), 0, n("g"), h("g"), 0, 1<<63, 0).wait(2 * time.Second),
+			d.setattr("size-negative", n("f"), dsattr{valid: fe.FATTR_SIZE, size: 1 << 63}).wait(2 * time.Second),
+			d.setattr("size-negative-fh", n("f"), dsattr{valid: fe.FATTR_SIZE | fe.FATTR_FH, fh: h("f"), size: 1 << 63}).wait(2 * time.Second),
+			d.setattr("mtime-negative", n("f"), dsattr{valid: fe.FATTR_MTIME, mtime: 1 << 63}).wait(2 * time.Second),
+			d.fallocate("fallocate-negative-len", n("f"), h("f"), 0, 1<<63, 0).wait(2 * time.Second),
+			d.opendir("od", r, 0),
+			d.readdir("readdir-negative", r, h("od"), 1<<63, 4096).wait(2 * time.Second),
+			d.readdirplus("readdirplus-negative", r, h("od"), 1<<63, 4096).wait(2 * time.Second),
+			d.lseek("lseek-dir-negative", r, h("od"), 1<<63, unix.SEEK_SET).wait(2 * time.Second),
 			d.write("w-negative-offset", n("f"), h("f"), 1<<63, "x", 0, unix.O_RDWR).wait(2 * time.Second),
 		}},
 		{name: "several-groups", defaultOnly: true, steps: []dstep{
