@@ -28,8 +28,12 @@ type dscript struct {
 	// defaultOnly: run only with the default options (scripts whose
 	// reference behaviour is a stall, which costs a timeout).
 	defaultOnly bool
-	seed        []seedEntry
-	steps       []dstep
+	// onlyIn, if set, names the only option sets the script runs under
+	// (scripts that need an option to be meaningful), and keeps the
+	// script out of every other set.
+	onlyIn []string
+	seed   []seedEntry
+	steps  []dstep
 }
 
 // drecord is the normalised outcome of one step.

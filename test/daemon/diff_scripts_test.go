@@ -42,6 +42,29 @@ func dGroups(gids ...uint32) []byte {
 	return b
 }
 
+// dSecctx is a security-context request extension with one context
+// (fs.md §2.8): fuse_secctx_header, fuse_secctx, name, value, padded to
+// 8 bytes.
+func dSecctx(name, value string) []byte {
+	body := binary.LittleEndian.AppendUint32(nil, uint32(len(value)))
+	body = binary.LittleEndian.AppendUint32(body, 0)
+	body = append(body, name...)
+	body = append(body, 0)
+	body = append(body, value...)
+	for (8+len(body))%8 != 0 {
+		body = append(body, 0)
+	}
+	b := binary.LittleEndian.AppendUint32(nil, uint32(8+len(body)))
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	return append(b, body...)
+}
+
+// dSecctxNone is a security-context extension carrying no context.
+func dSecctxNone() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 8)
+	return binary.LittleEndian.AppendUint32(b, 0)
+}
+
 // dLargeDirSeed is the standard seed plus a directory of 1000 entries.
 func dLargeDirSeed() []seedEntry {
 	s := append([]seedEntry(nil), diffSeed...)
@@ -700,6 +723,21 @@ func diffScripts() []*dscript {
 			d.unlink("unlink-0100", n("big"), "entry-0100"),
 			d.readdir("rd-after-unlink", n("big"), h("od"), 95, 512),
 			d.releasedir("rel", n("big"), h("od")),
+		}},
+		{name: "security-label", onlyIn: []string{"security-label"}, initFlags: dLinuxInitFlags | dInitSecurityCtx, steps: []dstep{
+			d.mkdir("mkdir-ctx", r, "d", 0o755).with(dSecctx("security.selinux", "system_u:object_r:tmp_t:s0\x00")),
+			d.create("create-ctx", r, "f", rdwr|unix.O_CREAT, unix.S_IFREG|0o644, 0).with(dSecctx("security.selinux", "ctx-f\x00")),
+			d.symlink("symlink-ctx", r, "l", "f").with(dSecctx("security.selinux", "ctx-l\x00")),
+			d.mknod("mknod-ctx", r, "p", unix.S_IFIFO|0o644, 0).with(dSecctx("security.selinux", "ctx-p\x00")),
+			d.mkdir("mkdir-no-ctx", r, "e", 0o755).with(dSecctxNone()),
+			d.mkdir("mkdir-ctx-user", r, "u", 0o755).with(dSecctx("user.label", "user label")),
+			d.lookup("open", r, "open"),
+			d.mkdir("mkdir-ctx-and-group", n("open"), "g", 0o755).as(1000, 1000).
+				with(append(dSecctx("security.selinux", "ctx-g\x00"), dSuppGroup(1000)...)),
+			d.rawOp("getxattr-d", fe.FUSE_GETXATTR, n("mkdir-ctx"), 64, dU32(64, 0), dName("security.selinux")),
+			d.rawOp("getxattr-f", fe.FUSE_GETXATTR, n("create-ctx"), 64, dU32(64, 0), dName("security.selinux")),
+			d.rawOp("listxattr-u", fe.FUSE_LISTXATTR, n("mkdir-ctx-user"), 256, dU32(256, 0)),
+			d.release("rel-f", n("create-ctx"), h("create-ctx")),
 		}},
 		{name: "negative-offsets", defaultOnly: true, steps: []dstep{
 			d.create("f", r, "f", unix.O_RDWR|unix.O_CREAT, unix.S_IFREG|0o644, 0),

@@ -52,6 +52,7 @@ var diffOptionSets = []diffOptionSet{
 	{"no-killpriv-v2", []string{"--no-killpriv-v2"}},
 	{"xattr", []string{"--xattr"}},
 	{"xattr-readonly", []string{"--xattr", "--readonly"}},
+	{"security-label", []string{"--security-label"}},
 	{"translate-ids", []string{"--translate-uid=map:1000:5000:10", "--translate-gid=map:1000:5000:10",
 		"--translate-uid=squash-guest:2000:6000:1", "--translate-gid=forbid-guest:2000:1"}},
 	{"inode-file-handles-never", []string{"--inode-file-handles=never"}},
@@ -146,7 +147,7 @@ func TestDifferential(t *testing.T) {
 				t.Skipf("our daemon refuses %v: %s", set.args, why)
 			}
 			for _, sc := range diffScripts() {
-				if sc.defaultOnly && set.name != "default" {
+				if (sc.defaultOnly && set.name != "default") || (sc.onlyIn != nil && !slices.Contains(sc.onlyIn, set.name)) {
 					continue
 				}
 				t.Run(sc.name, func(t *testing.T) {
