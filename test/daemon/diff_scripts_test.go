@@ -267,6 +267,8 @@ func diffScripts() []*dscript {
 			d.lookup("dir", r, "dir"),
 			d.open("dir-rdonly", n("dir"), rdonly, 0),
 			d.open("dir-wronly", n("dir"), wronly, 0),
+			d.open("dir-odirectory", n("dir"), rdonly|unix.O_DIRECTORY, 0),
+			d.releasedir("releasedir-odirectory", n("dir"), h("dir-odirectory")),
 			d.read("read-dir", n("dir"), h("dir-rdonly"), 0, 10),
 			d.lookup("link", r, "link"),
 			d.open("open-symlink", n("link"), rdonly, 0),

@@ -33,6 +33,7 @@ type seedEntry struct {
 	data     string // file content, symlink target, hard-link source
 	size     int64  // sparse size for files (0: len(data))
 	rdev     uint64
+	xattr    [2]string // name and value of an extended attribute to set
 }
 
 // seedTime is the atime/mtime of every seeded object (plus its index in
@@ -42,13 +43,13 @@ const seedTime = 1_000_000_000
 // diffSeed is the folder every script starts from.
 var diffSeed = func() []seedEntry {
 	s := []seedEntry{
-		{path: "file", kind: 'f', mode: 0o644, data: "hello world\n"},
+		{path: "file", kind: 'f', mode: 0o644, data: "hello world\n", xattr: [2]string{"user.seed", "seeded"}},
 		{path: "empty", kind: 'f', mode: 0o644},
 		{path: "ro", kind: 'f', mode: 0o444, data: "read only\n"},
 		{path: "exec", kind: 'f', mode: 0o755, data: "#!/bin/sh\n"},
 		{path: "suid", kind: 'f', mode: 0o6755, uid: 1000, gid: 1000, data: "set-id bits\n"},
 		{path: "sparse", kind: 'f', mode: 0o644, data: "data at the start", size: 4 << 20},
-		{path: "dir", kind: 'd', mode: 0o755},
+		{path: "dir", kind: 'd', mode: 0o755, xattr: [2]string{"trusted.seed", "dir"}},
 		{path: "dir/a", kind: 'f', mode: 0o644, data: "a"},
 		{path: "dir/b", kind: 'f', mode: 0o644, data: "bb"},
 		{path: "dir/sub", kind: 'd', mode: 0o755},
@@ -174,6 +175,11 @@ func (tw *twin) seed(seed []seedEntry) error {
 		if e.kind == 'h' {
 			continue
 		}
+		if e.xattr[0] != "" {
+			if err := unix.Lsetxattr(p, e.xattr[0], []byte(e.xattr[1]), 0); err != nil {
+				return err
+			}
+		}
 		if err := unix.Lchown(p, e.uid, e.gid); err != nil {
 			return err
 		}
@@ -268,6 +274,28 @@ func walkNoAtime(root string, fn func(rel string, st unix.Stat_t, err error)) {
 	walk(".")
 }
 
+// xattrs lists the extended attributes of p (not following symlinks) as
+// sorted name=value pairs.
+func xattrs(p string) string {
+	buf := make([]byte, 64<<10)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil || n == 0 {
+		return ""
+	}
+	var out []string
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		val := make([]byte, 64<<10)
+		k, err := unix.Lgetxattr(p, name, val)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s:%v", name, err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s=%q", name, val[:k]))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
 // hashNoAtime hashes the data extents of a file (offset, length and
 // bytes of each, found with SEEK_DATA/SEEK_HOLE, so that sparse files of
 // several GiB cost only their data) without touching its access time. It
@@ -342,6 +370,9 @@ func (tw *twin) state() []string {
 			line += fmt.Sprintf(" -> %q", target)
 		case unix.S_IFCHR, unix.S_IFBLK:
 			line += fmt.Sprintf(" rdev=%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		}
+		if x := xattrs(p); x != "" {
+			line += " xattrs{" + x + "}"
 		}
 		if st.Mtim.Sec < recentTime {
 			line += fmt.Sprintf(" mtime=%d.%09d", st.Mtim.Sec, st.Mtim.Nsec)
