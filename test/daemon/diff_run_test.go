@@ -64,8 +64,10 @@ type drun struct {
 	inoNames  map[uint64]string
 	unknown   int
 
-	host   map[uint64]hostInode // walk of the twin after the current reply
-	broken error                // transport failure: the rest is not run
+	host map[uint64]hostInode // walk of the twin after the current reply
+	// initFlags are the flags of the last successful INIT reply.
+	initFlags uint64
+	broken    error // transport failure: the rest is not run
 }
 
 func newDrun(d *daemon, tw *twin) *drun {
@@ -132,6 +134,14 @@ func (r *drun) step(s *dstep, label string) string {
 	}
 	var body [][]byte
 	for _, p := range s.body {
+		if p.setxattr != nil {
+			b := le32(p.setxattr[0], p.setxattr[1])
+			if r.initFlags&dInitSetxattrExt != 0 {
+				b = append(b, le32(0, 0)...)
+			}
+			body = append(body, b)
+			continue
+		}
 		if p.ref == nil {
 			body = append(body, p.b)
 			continue
@@ -262,6 +272,7 @@ func (r *drun) decode(s *dstep, label string, p []byte) string {
 			return short(fe.InitOutSize)
 		}
 		flags := uint64(le.Uint32(p[12:])) | uint64(le.Uint32(p[32:]))<<32
+		r.initFlags = flags
 		return fmt.Sprintf("%d.%d max_readahead=%d max_background=%d congestion=%d max_write=%d time_gran=%d max_pages=%d map_alignment=%d unused=%x flags=%s",
 			le.Uint32(p), le.Uint32(p[4:]), le.Uint32(p[8:]), le.Uint16(p[16:]), le.Uint16(p[18:]), le.Uint32(p[20:]),
 			le.Uint32(p[24:]), le.Uint16(p[28:]), le.Uint16(p[30:]), p[36:], initFlagsText(flags))

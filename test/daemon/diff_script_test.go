@@ -65,7 +65,13 @@ func (r dref) String() string {
 type dpart struct {
 	b   []byte
 	ref *dref // 8 bytes, resolved at run time
+	// setxattr, if set, is the fixed part of a SETXATTR request {size,
+	// flags}, 16 bytes when FUSE_SETXATTR_EXT was negotiated, else 8.
+	setxattr *[2]uint32
 }
+
+// dSetxattrIn is the fixed part of SETXATTR for a value of size bytes.
+func dSetxattrIn(size, flags uint32) dpart { return dpart{setxattr: &[2]uint32{size, flags}} }
 
 func dU32(v ...uint32) dpart { return dpart{b: le32(v...)} }
 

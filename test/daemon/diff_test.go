@@ -59,6 +59,7 @@ var diffOptionSets = []diffOptionSet{
 	{"xattr", []string{"--xattr"}},
 	{"xattr-readonly", []string{"--xattr", "--readonly"}},
 	{"security-label", []string{"--security-label"}},
+	{"posix-acl", []string{"--posix-acl"}},
 	{"translate-ids", []string{"--translate-uid=map:1000:5000:10", "--translate-gid=map:1000:5000:10",
 		"--translate-uid=squash-guest:2000:6000:1", "--translate-gid=forbid-guest:2000:1"}},
 	{"inode-file-handles-never", []string{"--inode-file-handles=never"}},
