@@ -126,7 +126,8 @@ type dstep struct {
 	noReply bool
 	// uid and gid go into the request header.
 	uid, gid uint32
-	// timeout bounds the wait for this dstep (default 10 s).
+	// timeout bounds the wait for a reply from the reference (default
+	// 10 s), for steps it is expected not to answer.
 	timeout time.Duration
 	// host, if set, runs on the twin before the request (a change made
 	// behind the daemon's back).
