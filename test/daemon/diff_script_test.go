@@ -25,12 +25,12 @@ type drefKind int
 
 const (
 	drefLit  drefKind = iota // a literal value
-	drefNode                 // the node ID returned by the labelled dstep
-	drefFh                   // the file handle returned by the labelled dstep
+	drefNode                 // the node ID returned by the labelled step
+	drefFh                   // the file handle returned by the labelled step
 )
 
 // dref is a node ID or file handle, literal or the result of an earlier
-// dstep.
+// step.
 type dref struct {
 	kind  drefKind
 	label string
@@ -39,10 +39,10 @@ type dref struct {
 
 var dRoot = dref{kind: drefLit, lit: fe.FUSE_ROOT_ID}
 
-// n names the node ID returned by dstep label (LOOKUP, MKDIR, CREATE...).
+// n names the node ID returned by step label (LOOKUP, MKDIR, CREATE...).
 func (dsl) n(label string) dref { return dref{kind: drefNode, label: label} }
 
-// h names the file handle returned by dstep label (OPEN, OPENDIR, CREATE).
+// h names the file handle returned by step label (OPEN, OPENDIR, CREATE).
 func (dsl) h(label string) dref { return dref{kind: drefFh, label: label} }
 
 // lit is a literal node ID or file handle (e.g. one that does not exist).
@@ -110,7 +110,7 @@ const (
 	rkRaw
 )
 
-// dstep is one request of a script.
+// dstep is one step of a script: one request.
 type dstep struct {
 	label string
 	op    uint32
@@ -143,10 +143,10 @@ func (s dstep) with(b []byte) dstep {
 	return s
 }
 
-// wait sets the dstep's timeout.
+// wait sets the step's timeout.
 func (s dstep) wait(d time.Duration) dstep { s.timeout = d; return s }
 
-// named sets the dstep's label.
+// named sets the step's label.
 func (s dstep) named(label string) dstep { s.label = label; return s }
 
 // before makes fn change the twin before the request.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -154,6 +155,22 @@ func diffScripts() []*dscript {
 			d.access("access-rwx-dir", n("dir"), 7),
 			d.access("access-unknown", lit(1<<40), 4),
 			d.getattr("getattr-file-end", n("file")),
+			// Changes made on the host behind the daemon's back.
+			d.getattr("getattr-after-host-write", n("file")).before(func(tw *twin) error {
+				return os.WriteFile(tw.path("file"), []byte("changed on the host"), 0o644)
+			}),
+			d.lookup("lookup-after-host-rename", r, "file").before(func(tw *twin) error {
+				return os.Rename(tw.path("file"), tw.path("renamed-on-host"))
+			}),
+			d.getattr("getattr-after-host-rename", n("file")),
+			d.lookup("lookup-host-renamed", r, "renamed-on-host"),
+			d.lookup("lookup-after-host-replace", r, "ro").before(func(tw *twin) error {
+				if err := os.Remove(tw.path("ro")); err != nil {
+					return err
+				}
+				return os.Mkdir(tw.path("ro"), 0o700)
+			}),
+			d.getattr("getattr-replaced", n("ro")),
 		}},
 		{name: "forget", steps: []dstep{
 			d.lookup("a", r, "file"),

@@ -99,6 +99,7 @@ var knownDiffs = []knownDiff{
 	{script: "malformed-name", steps: "lookup-no-nul", reason: "intended (fs.md §3.20 Q1): a request that cannot be " +
 		"decoded gets EINVAL; the reference's worker panics and the queue stops"},
 	{script: "directories", steps: "getattr-removed", reason: dReasonHandlesDefault},
+	{script: "lookup-getattr", steps: "getattr-replaced", reason: dReasonHandlesDefault},
 	{script: "namespace", steps: "link-unlinked getattr-unlinked", reason: dReasonHandlesDefault},
 	{script: "directories", steps: "mkdir-long", opts: "readonly readonly-cache-never xattr-readonly", reason: "intended (internal/fuse/doc.go): " +
 		"names over 255 bytes are ENAMETOOLONG before the file system sees them; the read-only reference " +
