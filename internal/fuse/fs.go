@@ -70,8 +70,9 @@ type FileSystem interface {
 	// Readlink writes the target into buf (4096 bytes) and returns its
 	// length; longer targets are truncated.
 	Readlink(c *Context, nodeid uint64, buf []byte) (int, unix.Errno)
-	// Symlink creates name -> target; target is NUL-terminated and
-	// non-empty.
+	// Symlink creates name -> target; target is NUL-terminated and may
+	// be empty (then the host refuses it, or a read-only file system does
+	// first, as the reference's does).
 	Symlink(c *Context, parent uint64, name Name, target []byte, out *EntryOut) unix.Errno
 	Mknod(c *Context, parent uint64, name Name, in *MknodIn, out *EntryOut) unix.Errno
 	Mkdir(c *Context, parent uint64, name Name, in *MkdirIn, out *EntryOut) unix.Errno

@@ -209,10 +209,6 @@ func doSymlink(w *Worker) unix.Errno {
 	if errno := w.parseExtensions(off + i + 1); errno != 0 {
 		return errno
 	}
-	if i == 0 {
-		// symlinkat(2) refuses an empty target the same way.
-		return unix.ENOENT
-	}
 	return w.s.fs.Symlink(&w.ctx, w.hdr.NodeID, name, target, w.entryReply())
 }
 

@@ -277,7 +277,9 @@ func (fs *FS) create(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 
 // Symlink implements fuse.FileSystem.Symlink.
 func (fs *FS) Symlink(c *fuse.Context, parent uint64, name fuse.Name, target []byte, out *fuse.EntryOut) unix.Errno {
-	if len(target) < 2 || target[len(target)-1] != 0 {
+	// An empty target (just the NUL) is left to symlinkat(2), which
+	// answers ENOENT.
+	if len(target) < 1 || target[len(target)-1] != 0 {
 		return unix.EINVAL
 	}
 	return fs.create(c, parent, name, out, func(dirfd int, name *byte) unix.Errno {

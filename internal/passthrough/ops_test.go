@@ -106,6 +106,9 @@ func TestDirOps(t *testing.T) {
 	if e := fs.Symlink(root, d.NodeID, nm("bad"), []byte("no-nul"), &s); e != unix.EINVAL {
 		t.Errorf("Symlink(unterminated target) = %v, want EINVAL", e)
 	}
+	if e := fs.Symlink(root, d.NodeID, nm("empty"), []byte("\x00"), &s); e != unix.ENOENT {
+		t.Errorf("Symlink(empty target) = %v, want ENOENT (from symlinkat)", e)
+	}
 
 	writeFile(t, join(dir, "f"), "x")
 	f := mustLookup(t, fs, RootID, "f")

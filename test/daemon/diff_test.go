@@ -78,8 +78,8 @@ type knownDiff struct {
 
 // dReasonHandlesDefault explains the differences that come from the
 // default inode representation.
-const dReasonHandlesDefault = "unresolved: our default is --inode-file-handles=prefer, the reference's is never " +
-	"(its --help: \"[default: never]\"), so without the option ours holds file handles where the reference " +
+const dReasonHandlesDefault = "intended (spec/README.md, target version 1.13.3): our default is " +
+	"--inode-file-handles=prefer, the 1.13.2 reference's is never (its --help: \"[default: never]\"), so without the option ours holds file handles where the reference " +
 	"holds O_PATH fds: a node whose host object was removed answers ESTALE on ours (open_by_handle_at) and " +
 	"still works on the reference (GETATTR gives nlink 0, LINK gives ENOENT); with the mode given explicitly " +
 	"(inode-file-handles-* option sets) both daemons agree"
@@ -107,9 +107,6 @@ var knownDiffs = []knownDiff{
 	{script: "namespace", steps: "link-long rename-long", opts: "readonly readonly-cache-never xattr-readonly", reason: "intended (internal/fuse/doc.go): " +
 		"names over 255 bytes are ENAMETOOLONG before the file system sees them; the read-only reference " +
 		"answers EROFS first"},
-	{script: "namespace", steps: "symlink-empty-target", opts: "readonly readonly-cache-never xattr-readonly", reason: "unresolved: with --readonly, " +
-		"SYMLINK with an empty target answers ENOENT (checked in internal/fuse before the file system); " +
-		"the reference answers EROFS to every SYMLINK"},
 	{script: "negative-offsets", steps: "w-negative-offset", reason: "intended (fs.md §3.20 Q1): " +
 		"WRITE at an offset beyond 2^63 gets EINVAL (as READ does on both); the reference never answers " +
 		"it and stops serving the queue"},
