@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"virtiofsd/test/guest/scenario"
 )
 
@@ -191,6 +193,11 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRe
 	if err != nil {
 		t.Fatalf("create seeds: %v", err)
 	}
+	if r.Submount != nil {
+		if err := mountSubmount(t, filepath.Join(share, scenario.SubmountDir)); err != nil {
+			t.Fatalf("mount the submount: %v", err)
+		}
+	}
 	var sfs syscall.Statfs_t
 	if err := syscall.Statfs(share, &sfs); err != nil {
 		t.Fatal(err)
@@ -279,12 +286,8 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRe
 	for _, e := range top {
 		names = append(names, e.Name())
 	}
-	want := []string{scenario.GuestDir, scenario.SeedDir}
-	if r.ReadOnly {
-		want = []string{scenario.SeedDir}
-	}
-	if !slices.Equal(names, want) {
-		fail("host: share holds %q, want %q", names, want)
+	if want := scenario.TopLevel(r); !slices.Equal(names, want) {
+		fail("host: share holds %q, want %q", names, scenario.TopLevel(r))
 	}
 	if err := scenario.Verify(filepath.Join(share, scenario.SeedDir), seeds); err != nil {
 		fail("host: seed tree changed:\n%v", err)
@@ -296,10 +299,53 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRe
 			fail("host: guest tree differs from what the guest should have written:\n%v", err)
 		}
 	}
+	if r.Submount != nil {
+		// The guest's files in the submount are on the tmpfs, which is
+		// still mounted there.
+		sub := filepath.Join(share, scenario.SubmountDir)
+		var sst, st syscall.Stat_t
+		if err := syscall.Stat(share, &sst); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Stat(sub, &st); err != nil {
+			fail("host: stat the submount: %v", err)
+		} else if st.Dev == sst.Dev {
+			fail("host: %s is no longer a mount point", sub)
+		} else if err := scenario.Verify(sub, r.Submount()); err != nil {
+			fail("host: submount differs from what the host and the guest should have written:\n%v", err)
+		}
+	}
 	if failed {
 		dump()
 	}
 	return &rep
+}
+
+// mountSubmount mounts a small tmpfs on dir, which it creates, holding
+// scenario.SubmountSeeds, and unmounts it when the test ends, whatever the
+// outcome.
+func mountSubmount(t *testing.T, dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4m,mode=0755"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+				t.Errorf("detach %s: %v", dir, err)
+			}
+		}
+	})
+	// The one seeded file; the host's check afterwards compares the
+	// tmpfs with scenario.SubmountSeeds.
+	p := filepath.Join(dir, scenario.SubmountSeedFile)
+	if err := os.WriteFile(p, scenario.SeedSubmount, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(p, 0o644)
 }
 
 // judgeChecks returns the guest report's errors, leaving out (into excused)

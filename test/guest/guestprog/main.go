@@ -105,6 +105,8 @@ func run() int {
 		"stress":        t.stress,
 		"after-stress":  t.afterStress,
 		"guest-tree":    t.guestTree,
+		"submount":      t.submount,
+		"no-submount":   t.noSubmount,
 		"umount":        t.umount,
 	}
 	passed, failed := 0, 0
@@ -215,10 +217,7 @@ func (t *g) seedTree() error {
 	if err != nil {
 		return err
 	}
-	want := []string{scenario.GuestDir, scenario.SeedDir}
-	if t.run.ReadOnly {
-		want = want[1:]
-	}
+	want := scenario.TopLevel(t.run)
 	if !slices.Equal(names, want) {
 		return fmt.Errorf("readdir %s: %q", mnt, names)
 	}

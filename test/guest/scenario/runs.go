@@ -22,6 +22,10 @@ type Run struct {
 	StressSeconds int
 	// Expected returns the entries below GuestDir once the guest is done.
 	Expected func() []Entry
+	// Submount, when set, makes the host mount a tmpfs on SubmountDir,
+	// holding SubmountSeeds, before the daemon starts; it returns the
+	// entries below SubmountDir once the guest is done.
+	Submount func() []Entry
 }
 
 // Stressors are the stress-ng file system stressors the stress run uses, each
@@ -41,6 +45,16 @@ var Runs = []Run{
 		Name:     "default",
 		Checks:   Checks,
 		Expected: Expected,
+		Submount: func() []Entry { return append(SubmountSeeds(), file(SubmountGuestFile, 0o644, GuestSubmount)) },
+	},
+	{
+		// The tmpfs below the share is an ordinary directory of the
+		// share's file system.
+		Name:       "no-announce-submounts",
+		DaemonArgs: []string{"--no-announce-submounts"},
+		Checks:     []string{"mount", "no-submount", "umount"},
+		Expected:   func() []Entry { return nil },
+		Submount:   SubmountSeeds,
 	},
 	{
 		// Without the page cache and without --allow-mmap, the guest

@@ -13,7 +13,47 @@ const (
 	SeedDir = "seed"
 	// GuestDir holds everything the guest creates.
 	GuestDir = "guest"
+	// SubmountDir is, in the runs with a submount, where the host mounts
+	// a tmpfs before the daemon starts.
+	SubmountDir = "submount"
 )
+
+// Names of the files in the tmpfs on SubmountDir.
+const (
+	// SubmountSeedFile is the file the host creates in the tmpfs.
+	SubmountSeedFile = "inside.txt"
+	// SubmountGuestFile is the file the guest creates in the tmpfs.
+	SubmountGuestFile = "from-guest.txt"
+	// SubmountMoveFile is created by the guest in the tmpfs, fails to be
+	// renamed out of it, and is removed.
+	SubmountMoveFile = "move-me"
+)
+
+// Submount contents.
+var (
+	SeedSubmount  = []byte("on a tmpfs inside the share\n")
+	GuestSubmount = []byte("written by the guest into the submount\n")
+)
+
+// SubmountSeeds returns the entries the host creates in the tmpfs mounted on
+// [SubmountDir].
+func SubmountSeeds() []Entry {
+	return []Entry{file(SubmountSeedFile, 0o644, SeedSubmount)}
+}
+
+// TopLevel returns the names the share's top directory holds once the guest
+// of run r is done, sorted.
+func TopLevel(r Run) []string {
+	var names []string
+	if !r.ReadOnly {
+		names = append(names, GuestDir)
+	}
+	names = append(names, SeedDir)
+	if r.Submount != nil {
+		names = append(names, SubmountDir)
+	}
+	return names
+}
 
 // ManifestPath is where the manifest lies inside the initramfs.
 const ManifestPath = "/manifest.json"
@@ -205,6 +245,7 @@ var Checks = []string{
 	"locks",
 	"groups",
 	"times-ns",
+	"submount",
 	"guest-tree",
 	"umount",
 }
