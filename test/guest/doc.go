@@ -12,7 +12,13 @@
 //     4 GiB, O_EXCL, O_APPEND, O_TRUNC, mmap, rename flags, link counts,
 //     directories of 1000 and 10 000 entries with telldir/seekdir offsets,
 //     nanosecond timestamps, an unprivileged guest user's permissions, a
-//     sticky directory, flock and fcntl locks between processes);
+//     sticky directory, flock and fcntl locks between processes, and a
+//     tmpfs the host mounted inside the share, announced as a submount: its
+//     own virtiofs mount with its own st_dev in the guest, files read and
+//     created in it (the host finds them on the tmpfs), SYNCFS on it and on
+//     the root, EXDEV when renaming out of it);
+//   - no-announce-submounts: --no-announce-submounts, the same tmpfs is an
+//     ordinary directory with the share's st_dev and no mount of its own;
 //   - cache-never: --cache=never, shared mappings refused, private ones work;
 //   - cache-never-mmap: --cache=never --allow-mmap, shared writable mmap;
 //   - readonly: --readonly, every modifying request answered with EROFS;
