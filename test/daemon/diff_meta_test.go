@@ -118,3 +118,22 @@ func TestDiffDetects(t *testing.T) {
 		t.Errorf("steps that differ = %q, want %q\n%s", got, want, p.transcript())
 	}
 }
+
+func TestShortDirents(t *testing.T) {
+	full := "3 entries\n    \".\" type=4 off=1\n    \"a\" type=8 off=2\n    \"b\" type=8 off=3"
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{full, "2 entries\n    \".\" type=4 off=1\n    \"a\" type=8 off=2", true},
+		{"1 entries\n    \".\" type=4 off=1", full, true},
+		{full, "2 entries\n    \".\" type=4 off=1\n    \"b\" type=8 off=3", false},
+		{full, "0 entries", false},
+		{full, full, false},
+		{"ENOENT", "EIO", false},
+	} {
+		if got := shortDirents(c.a, c.b); got != c.want {
+			t.Errorf("shortDirents(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
