@@ -339,27 +339,55 @@ func (fs *FS) Rename(c *fuse.Context, olddir uint64, oldname fuse.Name, newdir u
 	if flags&^(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE|unix.RENAME_WHITEOUT) != 0 {
 		return unix.EINVAL
 	}
-	op := fs.getInode(olddir)
-	if op == nil {
-		return unix.EBADF
-	}
-	defer fs.putInode(op)
-	np := fs.getInode(newdir)
-	if np == nil {
-		return unix.EBADF
-	}
-	defer fs.putInode(np)
-	ofd, e := fs.pathFD(op)
-	if e != 0 {
+	var pp pathPair
+	if e := fs.getPathPair(&pp, olddir, newdir); e != 0 {
 		return e
 	}
-	defer fs.donePath(op, ofd)
-	nfd, e := fs.pathFD(np)
-	if e != 0 {
-		return e
+	defer fs.putPathPair(&pp)
+	return sysRenameat2(pp.fd[0], ptr(oldname), pp.fd[1], ptr(newname), flags)
+}
+
+// pathPair holds references to two inodes and a descriptor usable as
+// an O_PATH fd for each, for the operations that name two nodes.
+type pathPair struct {
+	in [2]*inode
+	fd [2]int
+}
+
+// getPathPair fills pp for the node IDs a and b: EBADF if one is unknown,
+// or the error of opening a handle-held inode. On error nothing is held.
+func (fs *FS) getPathPair(pp *pathPair, a, b uint64) unix.Errno {
+	*pp = pathPair{fd: [2]int{-1, -1}}
+	for i, id := range [2]uint64{a, b} {
+		if pp.in[i] = fs.getInode(id); pp.in[i] == nil {
+			fs.putPathPair(pp)
+			return unix.EBADF
+		}
 	}
-	defer fs.donePath(np, nfd)
-	return sysRenameat2(ofd, ptr(oldname), nfd, ptr(newname), flags)
+	for i := range pp.in {
+		fd, e := fs.pathFD(pp.in[i])
+		if e != 0 {
+			fs.putPathPair(pp)
+			return e
+		}
+		pp.fd[i] = fd
+	}
+	return 0
+}
+
+// putPathPair releases what getPathPair took, in reverse order.
+func (fs *FS) putPathPair(pp *pathPair) {
+	for i := 1; i >= 0; i-- {
+		if pp.fd[i] >= 0 {
+			fs.donePath(pp.in[i], pp.fd[i])
+		}
+	}
+	for i := 1; i >= 0; i-- {
+		if pp.in[i] != nil {
+			fs.putInode(pp.in[i])
+		}
+	}
+	*pp = pathPair{fd: [2]int{-1, -1}}
 }
 
 // Link implements fuse.FileSystem.Link. The link is made from the
@@ -369,31 +397,16 @@ func (fs *FS) Link(c *fuse.Context, nodeid, newparent uint64, newname fuse.Name,
 	if !checkName(newname) {
 		return unix.EINVAL
 	}
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return unix.EBADF
-	}
-	defer fs.putInode(in)
-	p := fs.getInode(newparent)
-	if p == nil {
-		return unix.EBADF
-	}
-	defer fs.putInode(p)
-	ifd, e := fs.pathFD(in)
-	if e != 0 {
+	var pp pathPair
+	if e := fs.getPathPair(&pp, nodeid, newparent); e != 0 {
 		return e
 	}
-	defer fs.donePath(in, ifd)
-	pfd, e := fs.pathFD(p)
-	if e != 0 {
-		return e
-	}
-	defer fs.donePath(p, pfd)
+	defer fs.putPathPair(&pp)
 	var pn procName
-	if e := sysLinkat(fs.procFD, pn.set(ifd), pfd, ptr(newname), unix.AT_SYMLINK_FOLLOW); e != 0 {
+	if e := sysLinkat(fs.procFD, pn.set(pp.fd[0]), pp.fd[1], ptr(newname), unix.AT_SYMLINK_FOLLOW); e != 0 {
 		return e
 	}
-	return fs.lookup(p, newname, out)
+	return fs.lookup(pp.in[1], newname, out)
 }
 
 // openFlags normalises the flags of a guest OPEN: appends are emulated per
