@@ -21,7 +21,16 @@ type Config struct {
 	// Root is the canonical path of the shared directory, as seen by the
 	// daemon after sandboxing ("/" inside the namespace and chroot
 	// sandboxes).
-	Root  string
+	Root string
+	// RootFD, if positive, is a descriptor on the shared directory
+	// (O_DIRECTORY, O_PATH or O_RDONLY) opened once at start-up, inside the
+	// sandbox; the FS takes ownership of it. Otherwise New opens Root once.
+	// The shared directory is never looked up by path again.
+	RootFD int
+	// MountinfoPrefix is stripped from the mount points read from
+	// mountinfo when they are host paths while the daemon's root is the
+	// shared directory (the chroot sandbox); empty otherwise.
+	MountinfoPrefix string
 	Cache CachePolicy
 	// Readdirplus is offered unless --no-readdirplus or --cache=never.
 	Readdirplus bool

@@ -18,7 +18,7 @@ const module = "virtiofsd/"
 // import directly. A package missing from this table fails the test, so a
 // new package has to be placed in the layering on purpose.
 var allowed = map[string][]string{
-	"cmd/virtiofsd":        {"internal/cli", "internal/logging", "internal/virtiofs", "internal/fuse", "internal/passthrough", "internal/linux", "internal/sandbox"},
+	"cmd/virtiofsd":        {"internal/cli", "internal/logging", "internal/virtiofs", "internal/fuse", "internal/passthrough", "internal/linux", "internal/sandbox", "internal/seccomp", "internal/caps"},
 	"internal/cli":         {"internal/passthrough", "internal/logging"},
 	"internal/logging":     {},
 	"internal/virtiofs":    {"internal/vhostuser", "internal/virtqueue", "internal/guestmem", "internal/fuse", "internal/linux", "internal/migration"},
@@ -28,7 +28,9 @@ var allowed = map[string][]string{
 	"internal/linux":       {},
 	"internal/fuse":        {},
 	"internal/passthrough": {"internal/fuse", "internal/linux", "internal/migration"},
-	"internal/sandbox":     {"internal/linux"},
+	"internal/sandbox":     {"internal/linux", "internal/caps"},
+	"internal/seccomp":     {"internal/linux"},
+	"internal/caps":        {},
 	"internal/migration":   {},
 }
 
