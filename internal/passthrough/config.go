@@ -31,7 +31,7 @@ type Config struct {
 	// mountinfo when they are host paths while the daemon's root is the
 	// shared directory (the chroot sandbox); empty otherwise.
 	MountinfoPrefix string
-	Cache CachePolicy
+	Cache           CachePolicy
 	// Readdirplus is offered unless --no-readdirplus or --cache=never.
 	Readdirplus bool
 	// AnnounceSubmounts sets FUSE_ATTR_SUBMOUNT on submount roots.
