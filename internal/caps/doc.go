@@ -20,6 +20,14 @@
 // last word about it) while file handles are in use. Error texts are those of
 // the reference daemon (Error), so that the caller can log them unchanged.
 //
+// # Errors
+//
+// The text of every error of Compute, Reduce and ClearAll is the message the
+// reference daemon logs for the same failure, without the log prefix: the
+// caller logs err.Error() at error level and, for Compute and Reduce, exits
+// with status 1; a ClearAll failure is only logged. A failed system call is
+// still available through errors.Is and errors.As (Error.Err).
+//
 // # All threads
 //
 // Capabilities are per thread, and a Go program always has several. Reduce

@@ -31,7 +31,7 @@ func (c Config) Reduce() error {
 		return err
 	}
 	if err := apply(set); err != nil {
-		return applyError("child", err)
+		return applyError("can't apply the child capabilities", err)
 	}
 	return nil
 }
@@ -40,9 +40,12 @@ func (c Config) Reduce() error {
 // included: what the waiting parent of the namespace sandbox keeps. The
 // caller is expected to log a failure and carry on. The preconditions of
 // Config.Reduce apply.
+//
+// The error text is what the reference daemon logs (at error level, from
+// its module virtiofsd::util), "warning: " included.
 func ClearAll() error {
 	if err := apply(0); err != nil {
-		return applyError("parent", err)
+		return applyError("warning: can't apply the parent capabilities", err)
 	}
 	return nil
 }
@@ -51,11 +54,14 @@ func ClearAll() error {
 // runtime does not know the threads of cgo code, so it refuses.
 var errCgo = errors.New("changing the capabilities of all threads needs a binary built with CGO_ENABLED=0")
 
-func applyError(whose string, err error) error {
+// applyError returns the error for a failure of apply: prefix, then the
+// text the reference daemon's capability library gives for a failed
+// update, or the explanation of errCgo.
+func applyError(prefix string, err error) error {
 	if errors.Is(err, errCgo) {
-		return &Error{msg: fmt.Sprintf("can't apply the %s capabilities: %v", whose, err), Err: unix.ENOTSUP}
+		return &Error{msg: prefix + ": " + err.Error(), Err: unix.ENOTSUP}
 	}
-	return &Error{msg: fmt.Sprintf("can't apply the %s capabilities: failed to sync capabilities with the kernel", whose), Err: err}
+	return &Error{msg: prefix + ": failed to sync capabilities with the kernel", Err: err}
 }
 
 // apply makes set the permitted and effective set of every thread and
