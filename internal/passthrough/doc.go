@@ -11,6 +11,17 @@
 // act on the object itself wherever it has been renamed to. It also keeps
 // the file type seen at discovery.
 //
+// # Shared directory and sessions
+//
+// The shared directory is opened once, by New (or handed over in
+// Config.RootFD), and never looked up by path again: each FUSE_INIT builds
+// the root record from a fresh O_PATH descriptor reopened from that one
+// through /proc/self/fd, so renaming the directory or replacing a component
+// of its path by a symbolic link after start-up changes nothing. INIT first
+// drops the previous session's state like DESTROY. INIT, DESTROY and Close
+// are serialised by one mutex, so two INITs at once (one per queue) leave
+// exactly one root record and nothing behind.
+//
 // # File handles
 //
 // In prefer and mandatory mode a LOOKUP asks name_to_handle_at for a handle
@@ -82,7 +93,8 @@
 //
 // # Lock order
 //
-// FS.mu (inode table) and FS.hmu (handle table) are leaves: neither is held
+// FS.initMu (INIT, DESTROY, Close) comes first: it is held while the
+// others are taken. FS.mu (inode table) and FS.hmu (handle table) are leaves: neither is held
 // while taking the other, and no system call is made under either, except
 // close(2) of a descriptor whose last reference was dropped (done after
 // unlocking). handle.io is taken without either table lock held. FS.mmu

@@ -250,12 +250,10 @@ func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 // directory: a handle can be made for it, its mount can be opened and the
 // handle opened again. In prefer mode a failure switches to never with a
 // warning; in mandatory mode it is an error.
+//
+// Preconditions: fs.rootFD is open.
 func (fs *FS) selfTestHandles() error {
-	fd, err := unix.Open(fs.cfg.Root, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open shared directory %s: %w", fs.cfg.Root, err)
-	}
-	defer unix.Close(fd)
+	fd := fs.rootFD
 	var stx unix.Statx_t
 	if e := statxFD(fd, &stx); e != 0 {
 		return fmt.Errorf("stat shared directory %s: %w", fs.cfg.Root, e)
