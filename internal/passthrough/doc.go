@@ -30,7 +30,10 @@
 // opens one with open_by_handle_at on the descriptor of the object's mount
 // (O_PATH for metadata operations, closed afterwards; the guest's flags for
 // OPEN). Mount descriptors are shared by every record on that mount and
-// reference counted; they are found through /proc/self/mountinfo. Records
+// reference counted; they are found through /proc/self/mountinfo, whose
+// mount points are host paths in the chroot sandbox: the shared
+// directory's host path (Config.MountinfoPrefix) is stripped from them
+// first. Records
 // with handles are found by handle first; a match on the identity key alone
 // only counts for a record holding a descriptor, because a handle does not
 // keep its inode alive and the number may belong to a new object. On a file
