@@ -92,7 +92,11 @@
 // Credentials are per OS thread in Linux: the caller runs every method on a
 // goroutine locked to its thread, and this package changes them only with
 // raw setresuid/setresgid/setgroups/capset system calls, restoring them
-// before returning.
+// before returning. Every change is made in a small function that defers
+// its restore (mkAsGuest, createAsGuest, the CAP_FSETID drop of
+// KILLPRIV_V2), so the thread gets its identity back on every path, also
+// when the operation panics: the FUSE server recovers panics and goes on
+// serving with the same thread.
 //
 // # Lock order
 //

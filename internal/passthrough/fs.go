@@ -80,6 +80,12 @@ type FS struct {
 	// handleHook, if set (tests only), runs before name_to_handle_at; a
 	// non-zero result is taken as that call's error.
 	handleHook func(fd int) unix.Errno
+	// privHook, if set (tests only), runs inside every operation that may
+	// change the thread's credentials or capabilities (MKNOD, MKDIR,
+	// SYMLINK, CREATE, OPEN, SETATTR size, WRITE), after the change and
+	// before the system call; a non-zero result is returned as the
+	// operation's error without making the call.
+	privHook func() unix.Errno
 }
 
 var _ fuse.FileSystem = (*FS)(nil)

@@ -190,16 +190,7 @@ func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *
 		if h != nil {
 			fd = h.fd
 		}
-		var cs capState
-		dropped := false
-		if valid&fuse.FATTR_KILL_SUIDGID != 0 && fs.cfg.KillprivV2 {
-			dropped = fs.dropFsetid(&cs)
-		}
-		e := errno(unix.Ftruncate(fd, int64(sin.Size)))
-		if dropped {
-			fs.restoreCaps(&cs)
-		}
-		if e != 0 {
+		if e := fs.ftruncateKillPriv(fd, int64(sin.Size), valid&fuse.FATTR_KILL_SUIDGID != 0); e != 0 {
 			return e
 		}
 	}
@@ -263,16 +254,94 @@ func (fs *FS) create(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 		return e
 	}
 	defer fs.donePath(p, pfd)
-	var g credGuard
-	if e := fs.switchCreds(c, &g); e != 0 {
-		return e
-	}
-	e = mk(pfd, ptr(name))
-	g.restore()
-	if e != 0 {
+	if e := fs.mkAsGuest(c, pfd, ptr(name), mk); e != 0 {
 		return e
 	}
 	return fs.lookup(p, name, out)
+}
+
+// mkAsGuest runs mk(dirfd, name) with the calling thread's credentials
+// switched to the requesting guest user's. The restore is deferred before
+// the switch, so it runs on every path, a panic in mk included (the FUSE
+// server recovers panics and goes on serving with this thread).
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) mkAsGuest(c *fuse.Context, dirfd int, name *byte, mk func(dirfd int, name *byte) unix.Errno) unix.Errno {
+	var g credGuard
+	defer g.restore()
+	if e := fs.switchCreds(c, &g); e != 0 {
+		return e
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return e
+	}
+	return mk(dirfd, name)
+}
+
+// createAsGuest is the creating open of CREATE, with the guest user's
+// credentials like mkAsGuest.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) createAsGuest(c *fuse.Context, dirfd int, name fuse.Name, flags int, mode uint32) (int, unix.Errno) {
+	var g credGuard
+	defer g.restore()
+	if e := fs.switchCreds(c, &g); e != 0 {
+		return -1, e
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return -1, e
+	}
+	return fs.openName(dirfd, name, flags, mode)
+}
+
+// withoutFsetid removes CAP_FSETID from the calling thread's effective set
+// when kill is set and --killpriv-v2 is on, as dropFsetid does, saving the
+// sets in cs. It reports whether it did; if so the caller defers
+// fs.restoreCaps(cs) at once, so that the capability comes back on every
+// path. (A deferred call, not a closure, so that nothing is allocated.)
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) withoutFsetid(kill bool, cs *capState) (restore bool) {
+	return kill && fs.cfg.KillprivV2 && fs.dropFsetid(cs)
+}
+
+// ftruncateKillPriv truncates fd, without CAP_FSETID if kill is set (and
+// --killpriv-v2 is on); the capability is back on every path.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) ftruncateKillPriv(fd int, size int64, kill bool) unix.Errno {
+	var cs capState
+	if fs.withoutFsetid(kill, &cs) {
+		defer fs.restoreCaps(&cs)
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return e
+	}
+	return errno(unix.Ftruncate(fd, size))
+}
+
+// reopenKillPriv is reopen, without CAP_FSETID if kill is set (and
+// --killpriv-v2 is on), so that O_TRUNC clears the set-user-ID and
+// set-group-ID bits; the capability is back on every path.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) reopenKillPriv(in *inode, flags int, kill bool) (int, unix.Errno) {
+	var cs capState
+	if fs.withoutFsetid(kill, &cs) {
+		defer fs.restoreCaps(&cs)
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return -1, e
+	}
+	return fs.reopen(in, flags)
+}
+
+// runPrivHook runs the test hook FS.privHook, if set.
+func (fs *FS) runPrivHook() unix.Errno {
+	if fs.privHook != nil {
+		return fs.privHook()
+	}
+	return 0
 }
 
 // Symlink implements fuse.FileSystem.Symlink.
@@ -457,17 +526,9 @@ func (fs *FS) open(nodeid uint64, flags uint32, killPriv bool, out *fuse.OpenOut
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	f := fs.openFlags(flags)
-	var cs capState
-	dropped := false
-	if killPriv && fs.cfg.KillprivV2 {
-		dropped = fs.dropFsetid(&cs)
-	}
-	fd, e := fs.reopen(in, f)
-	if dropped {
-		fs.restoreCaps(&cs)
-	}
-	fs.putInode(in)
+	fd, e := fs.reopenKillPriv(in, f, killPriv)
 	if e != 0 {
 		return e
 	}
@@ -509,26 +570,13 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 	}
 	defer fs.donePath(p, pfd)
 
-	var g credGuard
-	if e := fs.switchCreds(c, &g); e != 0 {
-		return e
-	}
 	// O_PATH would make openat ignore O_CREAT and O_EXCL (openat2 refuses
 	// it), so it is dropped; a Linux guest never sends it.
 	cflags := int(cin.Flags)&^(unix.O_APPEND|unix.O_PATH) | unix.O_CREAT | unix.O_EXCL
-	fd, e := fs.openName(pfd, name, cflags, cin.Mode)
-	g.restore()
+	fd, e := fs.createAsGuest(c, pfd, name, cflags, cin.Mode)
 
 	if e == unix.EEXIST && cin.Flags&unix.O_EXCL == 0 {
-		if e := fs.lookup(p, name, entry); e != 0 {
-			return e
-		}
-		if e := fs.open(entry.NodeID, cin.Flags, cin.OpenFlags&fuse.FUSE_OPEN_KILL_SUIDGID != 0, open); e != 0 {
-			fs.Forget(entry.NodeID, 1)
-			*entry = fuse.EntryOut{}
-			return e
-		}
-		return 0
+		return fs.openExisting(p, name, cin, entry, open)
 	}
 	if e != 0 {
 		return e
@@ -555,6 +603,28 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 	}
 	open.Fh = fh
 	open.OpenFlags = fs.openOutFlags(false)
+	return 0
+}
+
+// openExisting is CREATE's fallback for a name that exists: LOOKUP and
+// OPEN with the daemon's credentials. The lookup count it takes is given
+// back on every path where the open does not succeed, a panic included,
+// because the guest then never learns the node ID to forget it.
+func (fs *FS) openExisting(p *inode, name fuse.Name, cin *fuse.CreateIn, entry *fuse.EntryOut, open *fuse.OpenOut) unix.Errno {
+	if e := fs.lookup(p, name, entry); e != 0 {
+		return e
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			fs.Forget(entry.NodeID, 1)
+			*entry = fuse.EntryOut{}
+		}
+	}()
+	if e := fs.open(entry.NodeID, cin.Flags, cin.OpenFlags&fuse.FUSE_OPEN_KILL_SUIDGID != 0, open); e != 0 {
+		return e
+	}
+	opened = true
 	return 0
 }
 
@@ -597,38 +667,35 @@ func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]by
 	if h == nil {
 		return 0, unix.EBADF
 	}
+	defer fs.putHandle(h)
 	flags := 0
 	if in.WriteFlags&fuse.FUSE_WRITE_CACHE == 0 && in.Flags&unix.O_APPEND != 0 {
 		flags = unix.RWF_APPEND
 	}
 	var cs capState
-	dropped := false
-	if in.WriteFlags&fuse.FUSE_WRITE_KILL_SUIDGID != 0 && fs.cfg.KillprivV2 {
-		dropped = fs.dropFsetid(&cs)
+	if fs.withoutFsetid(in.WriteFlags&fuse.FUSE_WRITE_KILL_SUIDGID != 0, &cs) {
+		defer fs.restoreCaps(&cs)
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return 0, e
 	}
 	h.io.RLock()
+	defer h.io.RUnlock()
 	var iov iovecs
 	size, total := int(in.Size), 0
-	var e unix.Errno
 	for total < size {
 		cnt, _ := iov.fill(src, total, size-total)
 		if cnt == 0 {
 			break
 		}
-		var n int
-		n, e = sysPwritev2(h.fd, iov[:cnt], int64(in.Offset)+int64(total), flags)
-		if e != 0 || n == 0 {
+		n, e := sysPwritev2(h.fd, iov[:cnt], int64(in.Offset)+int64(total), flags)
+		if e != 0 {
+			return 0, e
+		}
+		if n == 0 {
 			break
 		}
 		total += n
-	}
-	h.io.RUnlock()
-	if dropped {
-		fs.restoreCaps(&cs)
-	}
-	fs.putHandle(h)
-	if e != 0 {
-		return 0, e
 	}
 	return total, 0
 }
