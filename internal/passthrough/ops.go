@@ -35,16 +35,21 @@ func (fs *FS) reopen(in *inode, flags int) (int, unix.Errno) {
 // lookup resolves name under parent and fills out, adding one lookup to
 // the entry.
 func (fs *FS) lookup(parent *inode, name fuse.Name, out *fuse.EntryOut) unix.Errno {
-	pfd, e := fs.pathFD(parent)
-	if e != 0 {
-		return e
-	}
-	fd, e := fs.openName(pfd, name, unix.O_PATH, 0)
-	fs.donePath(parent, pfd)
+	fd, e := fs.openChild(parent, name, unix.O_PATH)
 	if e != 0 {
 		return e
 	}
 	return fs.entryFromFD(parent, fd, out)
+}
+
+// openChild opens the guest name under parent with openName.
+func (fs *FS) openChild(parent *inode, name fuse.Name, flags int) (int, unix.Errno) {
+	pfd, e := fs.pathFD(parent)
+	if e != 0 {
+		return -1, e
+	}
+	defer fs.donePath(parent, pfd)
+	return fs.openName(pfd, name, flags, 0)
 }
 
 // entryFromFD registers the object open at the O_PATH descriptor fd (which
@@ -70,6 +75,7 @@ func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno 
 	if e != 0 {
 		return e
 	}
+	defer fs.putInode(in)
 	out.NodeID = in.nodeid
 	out.Generation = 0
 	out.EntryValid = fs.timeoutSec
@@ -80,7 +86,6 @@ func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno 
 	if fs.announce.Load() && in.isDir() && (key.dev != parent.key.dev || key.mntID != parent.key.mntID) {
 		out.Attr.Flags |= fuse.FUSE_ATTR_SUBMOUNT
 	}
-	fs.putInode(in)
 	return 0
 }
 
@@ -93,9 +98,8 @@ func (fs *FS) Lookup(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 	if p == nil {
 		return unix.EBADF
 	}
-	e := fs.lookup(p, name, out)
-	fs.putInode(p)
-	return e
+	defer fs.putInode(p)
+	return fs.lookup(p, name, out)
 }
 
 // Getattr implements fuse.FileSystem.Getattr.
@@ -104,20 +108,13 @@ func (fs *FS) Getattr(c *fuse.Context, nodeid uint64, out *fuse.AttrOut) unix.Er
 	if in == nil {
 		return unix.EBADF
 	}
-	e := fs.getattr(in, out)
-	fs.putInode(in)
-	return e
+	defer fs.putInode(in)
+	return fs.getattr(in, out)
 }
 
 func (fs *FS) getattr(in *inode, out *fuse.AttrOut) unix.Errno {
-	fd, e := fs.pathFD(in)
-	if e != 0 {
-		return e
-	}
 	var stx unix.Statx_t
-	e = statxFD(fd, &stx)
-	fs.donePath(in, fd)
-	if e != 0 {
+	if e := fs.statx(in, &stx); e != 0 {
 		return e
 	}
 	out.AttrValid = fs.timeoutSec
@@ -233,9 +230,18 @@ func (fs *FS) Readlink(c *fuse.Context, nodeid uint64, buf []byte) (int, unix.Er
 	if e != 0 {
 		return 0, e
 	}
-	n, e := sysReadlinkat(fd, &emptyPath[0], buf)
-	fs.donePath(in, fd)
-	return n, e
+	defer fs.donePath(in, fd)
+	return sysReadlinkat(fd, &emptyPath[0], buf)
+}
+
+// statx fills stx for in's object.
+func (fs *FS) statx(in *inode, stx *unix.Statx_t) unix.Errno {
+	fd, e := fs.pathFD(in)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(in, fd)
+	return statxFD(fd, stx)
 }
 
 // create runs mk, which creates name under parent, with the requesting
@@ -381,13 +387,13 @@ func (fs *FS) unlink(parent uint64, name fuse.Name, flags int) unix.Errno {
 	if p == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(p)
 	pfd, e := fs.pathFD(p)
-	if e == 0 {
-		e = sysUnlinkat(pfd, ptr(name), flags)
-		fs.donePath(p, pfd)
+	if e != 0 {
+		return e
 	}
-	fs.putInode(p)
-	return e
+	defer fs.donePath(p, pfd)
+	return sysUnlinkat(pfd, ptr(name), flags)
 }
 
 // Unlink implements fuse.FileSystem.Unlink.
@@ -635,26 +641,24 @@ func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 	if h == nil {
 		return 0, unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.RLock()
+	defer h.io.RUnlock()
 	var iov iovecs
 	size, total := int(in.Size), 0
-	var e unix.Errno
 	for total < size {
 		cnt, _ := iov.fill(dst, total, size-total)
 		if cnt == 0 {
 			break
 		}
-		var n int
-		n, e = sysPreadv(h.fd, iov[:cnt], int64(in.Offset)+int64(total))
-		if e != 0 || n == 0 {
+		n, e := sysPreadv(h.fd, iov[:cnt], int64(in.Offset)+int64(total))
+		if e != 0 {
+			return 0, e
+		}
+		if n == 0 {
 			break
 		}
 		total += n
-	}
-	h.io.RUnlock()
-	fs.putHandle(h)
-	if e != 0 {
-		return 0, e
 	}
 	return total, 0
 }
@@ -706,14 +710,14 @@ func (fs *FS) Statfs(c *fuse.Context, nodeid uint64, out *fuse.StatfsOut) unix.E
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	var st unix.Statfs_t
 	fd, e := fs.pathFD(in)
-	if e == 0 {
-		e = errno(unix.Fstatfs(fd, &st))
-		fs.donePath(in, fd)
-	}
-	fs.putInode(in)
 	if e != 0 {
+		return e
+	}
+	defer fs.donePath(in, fd)
+	if e := errno(unix.Fstatfs(fd, &st)); e != 0 {
 		return e
 	}
 	out.Blocks = st.Blocks
@@ -789,13 +793,13 @@ func (fs *FS) Readdir(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, buf []byt
 	if h == nil {
 		return 0, unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.Lock()
-	n, e := 0, errno(seek(h.fd, int64(in.Offset)))
-	if e == 0 {
-		n, e = sysGetdents(h.fd, buf)
+	defer h.io.Unlock()
+	if e := errno(seek(h.fd, int64(in.Offset))); e != 0 {
+		return 0, e
 	}
-	h.io.Unlock()
-	fs.putHandle(h)
+	n, e := sysGetdents(h.fd, buf)
 	if e != 0 {
 		return 0, e
 	}
@@ -816,14 +820,9 @@ func (fs *FS) Access(c *fuse.Context, nodeid uint64, mask uint32) unix.Errno {
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	var stx unix.Statx_t
-	fd, e := fs.pathFD(in)
-	if e == 0 {
-		e = statxFD(fd, &stx)
-		fs.donePath(in, fd)
-	}
-	fs.putInode(in)
-	if e != 0 {
+	if e := fs.statx(in, &stx); e != 0 {
 		return e
 	}
 	return accessCheck(uint32(stx.Mode), stx.Uid, stx.Gid, c.UID, c.GID, mask)
@@ -865,11 +864,10 @@ func (fs *FS) Fallocate(c *fuse.Context, nodeid uint64, in *fuse.FallocateIn) un
 	if h == nil {
 		return unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.RLock()
-	e := errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
-	h.io.RUnlock()
-	fs.putHandle(h)
-	return e
+	defer h.io.RUnlock()
+	return errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
 }
 
 // Lseek implements fuse.FileSystem.Lseek (SEEK_DATA and SEEK_HOLE
@@ -880,10 +878,10 @@ func (fs *FS) Lseek(c *fuse.Context, nodeid uint64, in *fuse.LseekIn, out *fuse.
 	if h == nil {
 		return unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.Lock()
+	defer h.io.Unlock()
 	off, err := unix.Seek(h.fd, int64(in.Offset), int(in.Whence))
-	h.io.Unlock()
-	fs.putHandle(h)
 	if err != nil {
 		return errno(err)
 	}
@@ -927,12 +925,11 @@ func (fs *FS) Syncfs(c *fuse.Context, nodeid uint64) unix.Errno {
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	fd, e := fs.reopen(in, unix.O_RDONLY|unix.O_NOFOLLOW)
-	fs.putInode(in)
 	if e != 0 {
 		return e
 	}
-	e = errno(unix.Syncfs(fd))
-	unix.Close(fd)
-	return e
+	defer unix.Close(fd)
+	return errno(unix.Syncfs(fd))
 }

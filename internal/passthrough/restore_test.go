@@ -159,3 +159,40 @@ func TestZeroAllocsKillPriv(t *testing.T) {
 		}
 	})
 }
+
+// TestPanicReleasesReferences makes requests panic half-way (a nil reply
+// structure, written after the inode references are taken): the references
+// are dropped all the same, so DESTROY closes every descriptor.
+func TestPanicReleasesReferences(t *testing.T) {
+	fs, dir := newTestFS(t, nil)
+	writeFile(t, join(dir, "f"), "x")
+	f := mustLookup(t, fs, RootID, "f").NodeID
+	fs.Forget(f, 1)
+	panics := func(name string, op func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s did not panic", name)
+			}
+		}()
+		op()
+	}
+	fs.Destroy()
+	base := openFDs(t)
+	if _, e := fs.Init(allCaps); e != 0 {
+		t.Fatal(e)
+	}
+	f = mustLookup(t, fs, RootID, "f").NodeID
+	panics("Lookup", func() { fs.Lookup(root, RootID, nm("f"), nil) })
+	panics("Getattr", func() { fs.Getattr(root, f, nil) })
+	panics("Statfs", func() { fs.Statfs(root, f, nil) })
+	fh := mustOpen(t, fs, f, unix.O_RDONLY)
+	panics("Lseek", func() { fs.Lseek(root, f, &fuse.LseekIn{Fh: fh}, nil) })
+	fs.Destroy()
+	if got := fs.fdUsed.Load(); got != 0 {
+		t.Errorf("guest-fd slots in use after DESTROY = %d, want 0", got)
+	}
+	if got := openFDs(t); got != base {
+		t.Errorf("open descriptors after DESTROY = %d, want %d", got, base)
+	}
+}
