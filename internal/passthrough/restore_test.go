@@ -56,6 +56,10 @@ func TestPrivilegedOpsRestoreThread(t *testing.T) {
 			return fs.Create(root, RootID, nm("f"), &fuse.CreateIn{Flags: unix.O_RDWR,
 				OpenFlags: fuse.FUSE_OPEN_KILL_SUIDGID}, &eo, &oo)
 		}},
+		{"read-only Create existing", noFsetid, func() unix.Errno {
+			return NewReadOnly(fs).Create(root, RootID, nm("f"), &fuse.CreateIn{Flags: unix.O_RDONLY,
+				OpenFlags: fuse.FUSE_OPEN_KILL_SUIDGID}, &eo, &oo)
+		}},
 		{"Open", noFsetid, func() unix.Errno {
 			return fs.Open(root, f, &fuse.OpenIn{Flags: unix.O_RDWR, OpenFlags: fuse.FUSE_OPEN_KILL_SUIDGID}, &oo)
 		}},
