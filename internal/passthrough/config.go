@@ -29,7 +29,10 @@ type Config struct {
 	RootFD int
 	// MountinfoPrefix is stripped from the mount points read from
 	// mountinfo when they are host paths while the daemon's root is the
-	// shared directory (the chroot sandbox); empty otherwise.
+	// shared directory (the chroot sandbox); empty otherwise. Only a
+	// whole-component prefix is stripped; a mount point outside it is
+	// taken to be the shared directory's own mount ("/"), as the reference
+	// does, and the mount ID check catches any other.
 	MountinfoPrefix string
 	Cache           CachePolicy
 	// Readdirplus is offered unless --no-readdirplus or --cache=never.

@@ -38,8 +38,10 @@ type credGuard struct {
 //
 // On failure every change already made is undone and the errno returned.
 //
-// Preconditions: the calling goroutine is locked to its OS thread, and
-// g.restore is called on the same thread before the goroutine unlocks.
+// Preconditions: the calling goroutine is locked to its OS thread, and the
+// caller has deferred g.restore before the call (restore undoes only what
+// was recorded, so it is safe whatever switchCreds did), so that it runs on
+// the same thread on every path; mkAsGuest and createAsGuest do that.
 func (fs *FS) switchCreds(c *fuse.Context, g *credGuard) unix.Errno {
 	*g = credGuard{fs: fs, oldUID: uint32(unix.Geteuid()), oldGID: uint32(unix.Getegid())}
 	if c.HasSuppGID {
@@ -133,7 +135,7 @@ func raiseEffectiveCap(cp int) error {
 
 // dropFsetid removes CAP_FSETID from the calling thread's effective set if
 // it is there, saving the sets in cs, and reports whether it did; the
-// caller then restores them with restoreCaps on the same thread. Without
+// caller then defers restoreCaps on the same thread (see withoutFsetid). Without
 // CAP_FSETID the host kernel clears the set-user-ID and set-group-ID bits
 // on a write or truncation as it would for an unprivileged writer.
 //

@@ -182,3 +182,41 @@ func TestCredentialsOtherThreadsUnaffected(t *testing.T) {
 		}
 	})
 }
+
+// TestCredentialsPartialSwitchFailure makes the uid switch fail after the
+// gid and group switches succeeded (CAP_SETUID is removed from the
+// thread's effective set): the request fails with EPERM and the thread's
+// egid and groups are restored, unlike in the reference.
+func TestCredentialsPartialSwitchFailure(t *testing.T) {
+	requireRoot(t)
+	fs, dir := newTestFS(t, nil)
+	onLockedThread(t, func() {
+		groups := threadGroups(t)
+		var cs capState
+		if e := sysCapget(&cs); e != 0 {
+			t.Fatal(e)
+		}
+		saved := cs
+		cs.data[unix.CAP_SETUID/32].Effective &^= 1 << (unix.CAP_SETUID % 32)
+		if e := sysCapset(&cs); e != 0 {
+			t.Fatal(e)
+		}
+		c := &fuse.Context{UID: 1234, GID: 5678, SuppGID: 4242, HasSuppGID: true}
+		var eo fuse.EntryOut
+		if e := fs.Mkdir(c, RootID, nm("d"), &fuse.MkdirIn{Mode: 0o755}, &eo); e != unix.EPERM {
+			t.Errorf("Mkdir with the uid switch failing = %v, want EPERM", e)
+		}
+		if u, g := unix.Geteuid(), unix.Getegid(); u != 0 || g != 0 {
+			t.Errorf("thread euid/egid after the failed switch = %d/%d, want 0/0", u, g)
+		}
+		if got := threadGroups(t); !slices.Equal(got, groups) {
+			t.Errorf("thread groups after the failed switch = %v, want %v", got, groups)
+		}
+		if e := sysCapset(&saved); e != 0 {
+			t.Fatal(e)
+		}
+	})
+	if _, err := os.Lstat(join(dir, "d")); err == nil {
+		t.Error("directory created although the switch failed")
+	}
+}

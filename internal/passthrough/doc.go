@@ -11,6 +11,17 @@
 // act on the object itself wherever it has been renamed to. It also keeps
 // the file type seen at discovery.
 //
+// # Shared directory and sessions
+//
+// The shared directory is opened once, by New (or handed over in
+// Config.RootFD), and never looked up by path again: each FUSE_INIT builds
+// the root record from a fresh O_PATH descriptor reopened from that one
+// through /proc/self/fd, so renaming the directory or replacing a component
+// of its path by a symbolic link after start-up changes nothing. INIT first
+// drops the previous session's state like DESTROY. INIT, DESTROY and Close
+// are serialised by one mutex, so two INITs at once (one per queue) leave
+// exactly one root record and nothing behind.
+//
 // # File handles
 //
 // In prefer and mandatory mode a LOOKUP asks name_to_handle_at for a handle
@@ -19,7 +30,10 @@
 // opens one with open_by_handle_at on the descriptor of the object's mount
 // (O_PATH for metadata operations, closed afterwards; the guest's flags for
 // OPEN). Mount descriptors are shared by every record on that mount and
-// reference counted; they are found through /proc/self/mountinfo. Records
+// reference counted; they are found through /proc/self/mountinfo, whose
+// mount points are host paths in the chroot sandbox: the shared
+// directory's host path (Config.MountinfoPrefix) is stripped from them
+// first. Records
 // with handles are found by handle first; a match on the identity key alone
 // only counts for a record holding a descriptor, because a handle does not
 // keep its inode alive and the number may belong to a new object. On a file
@@ -78,11 +92,16 @@
 // Credentials are per OS thread in Linux: the caller runs every method on a
 // goroutine locked to its thread, and this package changes them only with
 // raw setresuid/setresgid/setgroups/capset system calls, restoring them
-// before returning.
+// before returning. Every change is made in a small function that defers
+// its restore (mkAsGuest, createAsGuest, the CAP_FSETID drop of
+// KILLPRIV_V2), so the thread gets its identity back on every path, also
+// when the operation panics: the FUSE server recovers panics and goes on
+// serving with the same thread.
 //
 // # Lock order
 //
-// FS.mu (inode table) and FS.hmu (handle table) are leaves: neither is held
+// FS.initMu (INIT, DESTROY, Close) comes first: it is held while the
+// others are taken. FS.mu (inode table) and FS.hmu (handle table) are leaves: neither is held
 // while taking the other, and no system call is made under either, except
 // close(2) of a descriptor whose last reference was dropped (done after
 // unlocking). handle.io is taken without either table lock held. FS.mmu

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -194,7 +195,8 @@ func (fs *FS) openMount(mntID uint64) (int, error) {
 }
 
 // mountPoint returns the mount point of mount mntID from a fresh read of
-// the mountinfo file.
+// the mountinfo file, as a path in the daemon's root (see
+// stripMountPrefix).
 func (fs *FS) mountPoint(mntID uint64) (string, error) {
 	if fs.mountinfoFD < 0 {
 		return "", fmt.Errorf("access /proc/self/mountinfo: %w", unix.EBADF)
@@ -221,9 +223,33 @@ func (fs *FS) mountPoint(mntID uint64) (string, error) {
 		if len(f) < 5 || string(f[0]) != want {
 			continue
 		}
-		return unescapeMountinfo(string(f[4])), nil
+		return stripMountPrefix(unescapeMountinfo(string(f[4])), fs.cfg.MountinfoPrefix), nil
 	}
 	return "", fmt.Errorf("find mount root for mount ID %d: %w", mntID, unix.EINVAL)
+}
+
+// stripMountPrefix turns the mount point mp, a path in the namespace that
+// mountinfo describes, into a path in the daemon's root when that root is
+// the directory prefix of that namespace (the chroot sandbox; prefix is
+// empty otherwise). Only a whole-component prefix counts: with prefix
+// /srv/share, /srv/share/sub becomes /sub and /srv/share itself becomes /,
+// but /srv/shared is outside. A mount point outside the prefix cannot be
+// reached from the daemon's root; like the reference, it is taken to be the
+// mount the shared directory itself is on, and "/" is returned: the mount
+// ID check after opening it rejects any other mount with EIO.
+func stripMountPrefix(mp, prefix string) string {
+	prefix = strings.TrimRight(prefix, "/")
+	if prefix == "" {
+		return mp
+	}
+	rest, ok := strings.CutPrefix(mp, prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "/"
+	}
+	if rest == "" {
+		return "/"
+	}
+	return rest
 }
 
 // unescapeMountinfo undoes the kernel's octal escapes (\040 for a space,
@@ -250,12 +276,10 @@ func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 // directory: a handle can be made for it, its mount can be opened and the
 // handle opened again. In prefer mode a failure switches to never with a
 // warning; in mandatory mode it is an error.
+//
+// Preconditions: fs.rootFD is open.
 func (fs *FS) selfTestHandles() error {
-	fd, err := unix.Open(fs.cfg.Root, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open shared directory %s: %w", fs.cfg.Root, err)
-	}
-	defer unix.Close(fd)
+	fd := fs.rootFD
 	var stx unix.Statx_t
 	if e := statxFD(fd, &stx); e != 0 {
 		return fmt.Errorf("stat shared directory %s: %w", fs.cfg.Root, e)

@@ -19,6 +19,16 @@ type FS struct {
 
 	// procFD is an O_PATH descriptor on /proc/self/fd.
 	procFD int
+	// rootFD is the descriptor on the shared directory opened once at
+	// start-up (Config.RootFD or Config.Root). Every INIT builds the root
+	// record from it, so that replacing a component of Root afterwards
+	// cannot change what is served. It stays open until Close.
+	rootFD int
+
+	// initMu serialises Init, Destroy and Close: two INITs at once (one on
+	// each queue) must not both install a root record, and a DESTROY must
+	// not interleave with an INIT rebuilding the tables.
+	initMu sync.Mutex
 	// useOpenat2 is the result of the start-up openat2 probe.
 	useOpenat2 bool
 	// timeout is the entry and attribute validity (§3.6), split for
@@ -58,7 +68,8 @@ type FS struct {
 	// byHandle indexes the records held as file handles; guarded by mu.
 	byHandle map[fileHandle]*inode
 	// mountinfoFD is /proc/self/mountinfo, read afresh for each new
-	// mount descriptor; -1 in never mode.
+	// mount descriptor; -1 in never mode unless Config.MountinfoFD was
+	// given.
 	mountinfoFD int
 	// mmu guards the mount descriptor table and the once-per-mount log
 	// bookkeeping.
@@ -69,6 +80,12 @@ type FS struct {
 	// handleHook, if set (tests only), runs before name_to_handle_at; a
 	// non-zero result is taken as that call's error.
 	handleHook func(fd int) unix.Errno
+	// privHook, if set (tests only), runs inside every operation that may
+	// change the thread's credentials or capabilities (MKNOD, MKDIR,
+	// SYMLINK, CREATE, OPEN, SETATTR size, WRITE), after the change and
+	// before the system call; a non-zero result is returned as the
+	// operation's error without making the call.
+	privHook func() unix.Errno
 }
 
 var _ fuse.FileSystem = (*FS)(nil)
@@ -79,11 +96,16 @@ var _ fuse.FileSystem = (*FS)(nil)
 //
 // Preconditions: called before any worker thread unshares its fs context
 // (those threads would keep their own umask).
+//
+// The descriptors handed over in cfg (RootFD, ProcSelfFD, MountinfoFD) are
+// owned by the FS from the start: they are closed by Close, or by New itself
+// when it fails.
 func New(cfg Config) (*FS, error) {
 	fs := &FS{
 		cfg:      cfg,
 		log:      cfg.Log,
 		procFD:   -1,
+		rootFD:   -1,
 		fdBudget: int64(cfg.FDBudget),
 		inodes:   make(map[uint64]*inode),
 		byKey:    make(map[inodeKey]*inode),
@@ -99,11 +121,31 @@ func New(cfg Config) (*FS, error) {
 	if fs.log == nil {
 		fs.log = slog.Default()
 	}
+	if cfg.RootFD > 0 {
+		fs.rootFD = cfg.RootFD
+	}
+	if cfg.ProcSelfFD > 0 {
+		fs.procFD = cfg.ProcSelfFD
+	}
+	if cfg.MountinfoFD > 0 {
+		fs.mountinfoFD = cfg.MountinfoFD
+	}
+	if err := fs.setup(); err != nil {
+		fs.Close()
+		return nil, err
+	}
+	return fs, nil
+}
+
+// setup is New after the descriptors from the configuration are owned by
+// fs; on error the caller closes everything.
+func (fs *FS) setup() error {
+	cfg := &fs.cfg
 	if cfg.Root == "" {
-		return nil, fmt.Errorf("create passthrough fs: empty shared directory path")
+		return fmt.Errorf("create passthrough fs: empty shared directory path")
 	}
 	if cfg.FDBudget < 0 {
-		return nil, fmt.Errorf("create passthrough fs: negative fd budget %d", cfg.FDBudget)
+		return fmt.Errorf("create passthrough fs: negative fd budget %d", cfg.FDBudget)
 	}
 	switch cfg.Cache {
 	case CacheAuto:
@@ -112,43 +154,50 @@ func New(cfg Config) (*FS, error) {
 		fs.timeoutSec = 86400
 	case CacheNever:
 	default:
-		return nil, fmt.Errorf("create passthrough fs: unknown cache policy %d", cfg.Cache)
+		return fmt.Errorf("create passthrough fs: unknown cache policy %d", cfg.Cache)
 	}
 	fs.nextNode.Store(RootID + 1)
-	if cfg.ProcSelfFD > 0 {
-		fs.procFD = cfg.ProcSelfFD
-	} else {
+	if fs.procFD < 0 {
 		fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
 		if err != nil {
-			return nil, fmt.Errorf("open /proc/self/fd: %w", err)
+			return fmt.Errorf("open /proc/self/fd: %w", err)
 		}
 		fs.procFD = fd
+	}
+	if fs.rootFD < 0 {
+		fd, err := unix.Open(cfg.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open shared directory %s: %w", cfg.Root, err)
+		}
+		fs.rootFD = fd
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fs.rootFD, &st); err != nil {
+		return fmt.Errorf("stat shared directory %s: %w", cfg.Root, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("shared directory %s: %w", cfg.Root, unix.ENOTDIR)
 	}
 	switch cfg.InodeFileHandles {
 	case FileHandlesNever:
 	case FileHandlesPrefer, FileHandlesMandatory:
-		if cfg.MountinfoFD > 0 {
-			fs.mountinfoFD = cfg.MountinfoFD
-		} else {
+		if fs.mountinfoFD < 0 {
 			fd, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
-				fs.Close()
-				return nil, fmt.Errorf("open /proc/self/mountinfo: %w", err)
+				return fmt.Errorf("open /proc/self/mountinfo: %w", err)
 			}
 			fs.mountinfoFD = fd
 		}
 		fs.handleHook = cfg.handleHook
 		if err := fs.selfTestHandles(); err != nil {
-			fs.Close()
-			return nil, err
+			return err
 		}
 	default:
-		fs.Close()
-		return nil, fmt.Errorf("create passthrough fs: unknown file handle mode %d", cfg.InodeFileHandles)
+		return fmt.Errorf("create passthrough fs: unknown file handle mode %d", cfg.InodeFileHandles)
 	}
 	unix.Umask(0)
 	fs.useOpenat2 = probeOpenat2()
-	return fs, nil
+	return nil
 }
 
 // FileHandleMode returns the file handle mode in force: the configured one,
@@ -166,58 +215,29 @@ func probeOpenat2() bool {
 	return true
 }
 
-// Close releases everything, including the /proc/self/fd descriptor. The
-// FS must not be used afterwards.
+// Close releases everything, including the descriptors on /proc/self/fd
+// and on the shared directory. The FS must not be used afterwards.
 func (fs *FS) Close() {
-	fs.Destroy()
-	if fs.procFD >= 0 {
-		unix.Close(fs.procFD)
-		fs.procFD = -1
-	}
-	if fs.mountinfoFD >= 0 {
-		unix.Close(fs.mountinfoFD)
-		fs.mountinfoFD = -1
+	fs.initMu.Lock()
+	defer fs.initMu.Unlock()
+	fs.destroyLocked()
+	for _, fd := range []*int{&fs.procFD, &fs.rootFD, &fs.mountinfoFD} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
 	}
 }
 
-// Init implements fuse.FileSystem.Init.
+// Init implements fuse.FileSystem.Init. It first drops the state of any
+// earlier session, as DESTROY does, then installs the root record.
 func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
-	fs.Destroy()
-
-	rootPath, err := unix.BytePtrFromString(fs.cfg.Root)
-	if err != nil {
-		return 0, unix.EINVAL
-	}
-	fd, e := sysOpenat(unix.AT_FDCWD, rootPath, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if e != 0 {
-		fs.log.Error("cannot open the shared directory", "path", fs.cfg.Root, "err", e)
+	fs.initMu.Lock()
+	defer fs.initMu.Unlock()
+	fs.destroyLocked()
+	if e := fs.installRoot(); e != 0 {
 		return 0, e
 	}
-	var stx unix.Statx_t
-	if e := statxFD(fd, &stx); e != 0 {
-		unix.Close(fd)
-		return 0, e
-	}
-	var fh fileHandle
-	hasFH, e := fs.handleFor(fd, &stx, &fh)
-	if e != 0 {
-		unix.Close(fd)
-		return 0, e
-	}
-	var fhp *fileHandle
-	if hasFH {
-		fhp = &fh
-	}
-	root, e := fs.newInode(fd, keyOf(&stx), uint32(stx.Mode), fhp)
-	if e != 0 {
-		return 0, e
-	}
-	root.nodeid = RootID
-	root.lookups = 2
-	root.refs.Store(1)
-	fs.mu.Lock()
-	fs.insertLocked(root)
-	fs.mu.Unlock()
 
 	want := fuse.FUSE_ASYNC_READ | fuse.FUSE_ATOMIC_O_TRUNC | fuse.FUSE_BIG_WRITES |
 		fuse.FUSE_HAS_IOCTL_DIR | fuse.FUSE_AUTO_INVAL_DATA | fuse.FUSE_ASYNC_DIO |
@@ -251,9 +271,67 @@ func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
 	return want, 0
 }
 
+// installRoot builds the root record from a fresh O_PATH descriptor on the
+// shared directory, reopened from fs.rootFD through /proc/self/fd (the
+// record owns and eventually closes its descriptor, fs.rootFD stays), and
+// indexes it as node 1 with two lookups. A root record still indexed (a
+// request in flight since the last DESTROY cannot add one, but the table
+// is not trusted to be empty) is unindexed and released.
+//
+// Preconditions: fs.initMu is held.
+func (fs *FS) installRoot() unix.Errno {
+	var pn procName
+	fd, e := sysOpenat(fs.procFD, pn.set(fs.rootFD), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if e != 0 {
+		fs.log.Error("cannot open the shared directory", "path", fs.cfg.Root, "err", e)
+		return e
+	}
+	var stx unix.Statx_t
+	if e := statxFD(fd, &stx); e != 0 {
+		unix.Close(fd)
+		return e
+	}
+	var fh fileHandle
+	hasFH, e := fs.handleFor(fd, &stx, &fh)
+	if e != 0 {
+		unix.Close(fd)
+		return e
+	}
+	var fhp *fileHandle
+	if hasFH {
+		fhp = &fh
+	}
+	root, e := fs.newInode(fd, keyOf(&stx), uint32(stx.Mode), fhp)
+	if e != 0 {
+		return e
+	}
+	root.nodeid = RootID
+	root.lookups = 2
+	root.refs.Store(1)
+	fs.mu.Lock()
+	old := fs.inodes[RootID]
+	drop := old != nil && fs.forgetLocked(old, old.lookups)
+	fs.insertLocked(root)
+	fs.mu.Unlock()
+	if drop {
+		fs.putInode(old)
+	}
+	return 0
+}
+
 // Destroy implements fuse.FileSystem.Destroy. Requests in flight keep the
 // records they hold until they finish.
 func (fs *FS) Destroy() {
+	fs.initMu.Lock()
+	defer fs.initMu.Unlock()
+	fs.destroyLocked()
+}
+
+// destroyLocked drops every handle and inode record and resets the
+// negotiated state.
+//
+// Preconditions: fs.initMu is held.
+func (fs *FS) destroyLocked() {
 	fs.hmu.Lock()
 	handles := fs.handles
 	fs.handles = make(map[uint64]*handle)

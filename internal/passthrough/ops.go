@@ -35,16 +35,21 @@ func (fs *FS) reopen(in *inode, flags int) (int, unix.Errno) {
 // lookup resolves name under parent and fills out, adding one lookup to
 // the entry.
 func (fs *FS) lookup(parent *inode, name fuse.Name, out *fuse.EntryOut) unix.Errno {
-	pfd, e := fs.pathFD(parent)
-	if e != 0 {
-		return e
-	}
-	fd, e := fs.openName(pfd, name, unix.O_PATH, 0)
-	fs.donePath(parent, pfd)
+	fd, e := fs.openChild(parent, name, unix.O_PATH)
 	if e != 0 {
 		return e
 	}
 	return fs.entryFromFD(parent, fd, out)
+}
+
+// openChild opens the guest name under parent with openName.
+func (fs *FS) openChild(parent *inode, name fuse.Name, flags int) (int, unix.Errno) {
+	pfd, e := fs.pathFD(parent)
+	if e != 0 {
+		return -1, e
+	}
+	defer fs.donePath(parent, pfd)
+	return fs.openName(pfd, name, flags, 0)
 }
 
 // entryFromFD registers the object open at the O_PATH descriptor fd (which
@@ -70,6 +75,7 @@ func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno 
 	if e != 0 {
 		return e
 	}
+	defer fs.putInode(in)
 	out.NodeID = in.nodeid
 	out.Generation = 0
 	out.EntryValid = fs.timeoutSec
@@ -80,7 +86,6 @@ func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno 
 	if fs.announce.Load() && in.isDir() && (key.dev != parent.key.dev || key.mntID != parent.key.mntID) {
 		out.Attr.Flags |= fuse.FUSE_ATTR_SUBMOUNT
 	}
-	fs.putInode(in)
 	return 0
 }
 
@@ -93,9 +98,8 @@ func (fs *FS) Lookup(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 	if p == nil {
 		return unix.EBADF
 	}
-	e := fs.lookup(p, name, out)
-	fs.putInode(p)
-	return e
+	defer fs.putInode(p)
+	return fs.lookup(p, name, out)
 }
 
 // Getattr implements fuse.FileSystem.Getattr.
@@ -104,20 +108,13 @@ func (fs *FS) Getattr(c *fuse.Context, nodeid uint64, out *fuse.AttrOut) unix.Er
 	if in == nil {
 		return unix.EBADF
 	}
-	e := fs.getattr(in, out)
-	fs.putInode(in)
-	return e
+	defer fs.putInode(in)
+	return fs.getattr(in, out)
 }
 
 func (fs *FS) getattr(in *inode, out *fuse.AttrOut) unix.Errno {
-	fd, e := fs.pathFD(in)
-	if e != 0 {
-		return e
-	}
 	var stx unix.Statx_t
-	e = statxFD(fd, &stx)
-	fs.donePath(in, fd)
-	if e != 0 {
+	if e := fs.statx(in, &stx); e != 0 {
 		return e
 	}
 	out.AttrValid = fs.timeoutSec
@@ -190,16 +187,7 @@ func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *
 		if h != nil {
 			fd = h.fd
 		}
-		var cs capState
-		dropped := false
-		if valid&fuse.FATTR_KILL_SUIDGID != 0 && fs.cfg.KillprivV2 {
-			dropped = fs.dropFsetid(&cs)
-		}
-		e := errno(unix.Ftruncate(fd, int64(sin.Size)))
-		if dropped {
-			fs.restoreCaps(&cs)
-		}
-		if e != 0 {
+		if e := fs.ftruncateKillPriv(fd, int64(sin.Size), valid&fuse.FATTR_KILL_SUIDGID != 0); e != 0 {
 			return e
 		}
 	}
@@ -242,9 +230,18 @@ func (fs *FS) Readlink(c *fuse.Context, nodeid uint64, buf []byte) (int, unix.Er
 	if e != 0 {
 		return 0, e
 	}
-	n, e := sysReadlinkat(fd, &emptyPath[0], buf)
-	fs.donePath(in, fd)
-	return n, e
+	defer fs.donePath(in, fd)
+	return sysReadlinkat(fd, &emptyPath[0], buf)
+}
+
+// statx fills stx for in's object.
+func (fs *FS) statx(in *inode, stx *unix.Statx_t) unix.Errno {
+	fd, e := fs.pathFD(in)
+	if e != 0 {
+		return e
+	}
+	defer fs.donePath(in, fd)
+	return statxFD(fd, stx)
 }
 
 // create runs mk, which creates name under parent, with the requesting
@@ -263,16 +260,94 @@ func (fs *FS) create(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 		return e
 	}
 	defer fs.donePath(p, pfd)
-	var g credGuard
-	if e := fs.switchCreds(c, &g); e != 0 {
-		return e
-	}
-	e = mk(pfd, ptr(name))
-	g.restore()
-	if e != 0 {
+	if e := fs.mkAsGuest(c, pfd, ptr(name), mk); e != 0 {
 		return e
 	}
 	return fs.lookup(p, name, out)
+}
+
+// mkAsGuest runs mk(dirfd, name) with the calling thread's credentials
+// switched to the requesting guest user's. The restore is deferred before
+// the switch, so it runs on every path, a panic in mk included (the FUSE
+// server recovers panics and goes on serving with this thread).
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) mkAsGuest(c *fuse.Context, dirfd int, name *byte, mk func(dirfd int, name *byte) unix.Errno) unix.Errno {
+	var g credGuard
+	defer g.restore()
+	if e := fs.switchCreds(c, &g); e != 0 {
+		return e
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return e
+	}
+	return mk(dirfd, name)
+}
+
+// createAsGuest is the creating open of CREATE, with the guest user's
+// credentials like mkAsGuest.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) createAsGuest(c *fuse.Context, dirfd int, name fuse.Name, flags int, mode uint32) (int, unix.Errno) {
+	var g credGuard
+	defer g.restore()
+	if e := fs.switchCreds(c, &g); e != 0 {
+		return -1, e
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return -1, e
+	}
+	return fs.openName(dirfd, name, flags, mode)
+}
+
+// withoutFsetid removes CAP_FSETID from the calling thread's effective set
+// when kill is set and --killpriv-v2 is on, as dropFsetid does, saving the
+// sets in cs. It reports whether it did; if so the caller defers
+// fs.restoreCaps(cs) at once, so that the capability comes back on every
+// path. (A deferred call, not a closure, so that nothing is allocated.)
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) withoutFsetid(kill bool, cs *capState) (restore bool) {
+	return kill && fs.cfg.KillprivV2 && fs.dropFsetid(cs)
+}
+
+// ftruncateKillPriv truncates fd, without CAP_FSETID if kill is set (and
+// --killpriv-v2 is on); the capability is back on every path.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) ftruncateKillPriv(fd int, size int64, kill bool) unix.Errno {
+	var cs capState
+	if fs.withoutFsetid(kill, &cs) {
+		defer fs.restoreCaps(&cs)
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return e
+	}
+	return errno(unix.Ftruncate(fd, size))
+}
+
+// reopenKillPriv is reopen, without CAP_FSETID if kill is set (and
+// --killpriv-v2 is on), so that O_TRUNC clears the set-user-ID and
+// set-group-ID bits; the capability is back on every path.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (fs *FS) reopenKillPriv(in *inode, flags int, kill bool) (int, unix.Errno) {
+	var cs capState
+	if fs.withoutFsetid(kill, &cs) {
+		defer fs.restoreCaps(&cs)
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return -1, e
+	}
+	return fs.reopen(in, flags)
+}
+
+// runPrivHook runs the test hook FS.privHook, if set.
+func (fs *FS) runPrivHook() unix.Errno {
+	if fs.privHook != nil {
+		return fs.privHook()
+	}
+	return 0
 }
 
 // Symlink implements fuse.FileSystem.Symlink.
@@ -312,13 +387,13 @@ func (fs *FS) unlink(parent uint64, name fuse.Name, flags int) unix.Errno {
 	if p == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(p)
 	pfd, e := fs.pathFD(p)
-	if e == 0 {
-		e = sysUnlinkat(pfd, ptr(name), flags)
-		fs.donePath(p, pfd)
+	if e != 0 {
+		return e
 	}
-	fs.putInode(p)
-	return e
+	defer fs.donePath(p, pfd)
+	return sysUnlinkat(pfd, ptr(name), flags)
 }
 
 // Unlink implements fuse.FileSystem.Unlink.
@@ -457,17 +532,9 @@ func (fs *FS) open(nodeid uint64, flags uint32, killPriv bool, out *fuse.OpenOut
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	f := fs.openFlags(flags)
-	var cs capState
-	dropped := false
-	if killPriv && fs.cfg.KillprivV2 {
-		dropped = fs.dropFsetid(&cs)
-	}
-	fd, e := fs.reopen(in, f)
-	if dropped {
-		fs.restoreCaps(&cs)
-	}
-	fs.putInode(in)
+	fd, e := fs.reopenKillPriv(in, f, killPriv)
 	if e != 0 {
 		return e
 	}
@@ -509,26 +576,13 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 	}
 	defer fs.donePath(p, pfd)
 
-	var g credGuard
-	if e := fs.switchCreds(c, &g); e != 0 {
-		return e
-	}
 	// O_PATH would make openat ignore O_CREAT and O_EXCL (openat2 refuses
 	// it), so it is dropped; a Linux guest never sends it.
 	cflags := int(cin.Flags)&^(unix.O_APPEND|unix.O_PATH) | unix.O_CREAT | unix.O_EXCL
-	fd, e := fs.openName(pfd, name, cflags, cin.Mode)
-	g.restore()
+	fd, e := fs.createAsGuest(c, pfd, name, cflags, cin.Mode)
 
 	if e == unix.EEXIST && cin.Flags&unix.O_EXCL == 0 {
-		if e := fs.lookup(p, name, entry); e != 0 {
-			return e
-		}
-		if e := fs.open(entry.NodeID, cin.Flags, cin.OpenFlags&fuse.FUSE_OPEN_KILL_SUIDGID != 0, open); e != 0 {
-			fs.Forget(entry.NodeID, 1)
-			*entry = fuse.EntryOut{}
-			return e
-		}
-		return 0
+		return fs.openExisting(p, name, cin, entry, open)
 	}
 	if e != 0 {
 		return e
@@ -558,6 +612,28 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 	return 0
 }
 
+// openExisting is CREATE's fallback for a name that exists: LOOKUP and
+// OPEN with the daemon's credentials. The lookup count it takes is given
+// back on every path where the open does not succeed, a panic included,
+// because the guest then never learns the node ID to forget it.
+func (fs *FS) openExisting(p *inode, name fuse.Name, cin *fuse.CreateIn, entry *fuse.EntryOut, open *fuse.OpenOut) unix.Errno {
+	if e := fs.lookup(p, name, entry); e != 0 {
+		return e
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			fs.Forget(entry.NodeID, 1)
+			*entry = fuse.EntryOut{}
+		}
+	}()
+	if e := fs.open(entry.NodeID, cin.Flags, cin.OpenFlags&fuse.FUSE_OPEN_KILL_SUIDGID != 0, open); e != 0 {
+		return e
+	}
+	opened = true
+	return 0
+}
+
 // Read implements fuse.FileSystem.Read: preadv straight into dst until
 // in.Size bytes are read or the file ends.
 func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte) (int, unix.Errno) {
@@ -565,26 +641,24 @@ func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 	if h == nil {
 		return 0, unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.RLock()
+	defer h.io.RUnlock()
 	var iov iovecs
 	size, total := int(in.Size), 0
-	var e unix.Errno
 	for total < size {
 		cnt, _ := iov.fill(dst, total, size-total)
 		if cnt == 0 {
 			break
 		}
-		var n int
-		n, e = sysPreadv(h.fd, iov[:cnt], int64(in.Offset)+int64(total))
-		if e != 0 || n == 0 {
+		n, e := sysPreadv(h.fd, iov[:cnt], int64(in.Offset)+int64(total))
+		if e != 0 {
+			return 0, e
+		}
+		if n == 0 {
 			break
 		}
 		total += n
-	}
-	h.io.RUnlock()
-	fs.putHandle(h)
-	if e != 0 {
-		return 0, e
 	}
 	return total, 0
 }
@@ -597,38 +671,35 @@ func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]by
 	if h == nil {
 		return 0, unix.EBADF
 	}
+	defer fs.putHandle(h)
 	flags := 0
 	if in.WriteFlags&fuse.FUSE_WRITE_CACHE == 0 && in.Flags&unix.O_APPEND != 0 {
 		flags = unix.RWF_APPEND
 	}
 	var cs capState
-	dropped := false
-	if in.WriteFlags&fuse.FUSE_WRITE_KILL_SUIDGID != 0 && fs.cfg.KillprivV2 {
-		dropped = fs.dropFsetid(&cs)
+	if fs.withoutFsetid(in.WriteFlags&fuse.FUSE_WRITE_KILL_SUIDGID != 0, &cs) {
+		defer fs.restoreCaps(&cs)
+	}
+	if e := fs.runPrivHook(); e != 0 {
+		return 0, e
 	}
 	h.io.RLock()
+	defer h.io.RUnlock()
 	var iov iovecs
 	size, total := int(in.Size), 0
-	var e unix.Errno
 	for total < size {
 		cnt, _ := iov.fill(src, total, size-total)
 		if cnt == 0 {
 			break
 		}
-		var n int
-		n, e = sysPwritev2(h.fd, iov[:cnt], int64(in.Offset)+int64(total), flags)
-		if e != 0 || n == 0 {
+		n, e := sysPwritev2(h.fd, iov[:cnt], int64(in.Offset)+int64(total), flags)
+		if e != 0 {
+			return 0, e
+		}
+		if n == 0 {
 			break
 		}
 		total += n
-	}
-	h.io.RUnlock()
-	if dropped {
-		fs.restoreCaps(&cs)
-	}
-	fs.putHandle(h)
-	if e != 0 {
-		return 0, e
 	}
 	return total, 0
 }
@@ -639,14 +710,14 @@ func (fs *FS) Statfs(c *fuse.Context, nodeid uint64, out *fuse.StatfsOut) unix.E
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	var st unix.Statfs_t
 	fd, e := fs.pathFD(in)
-	if e == 0 {
-		e = errno(unix.Fstatfs(fd, &st))
-		fs.donePath(in, fd)
-	}
-	fs.putInode(in)
 	if e != 0 {
+		return e
+	}
+	defer fs.donePath(in, fd)
+	if e := errno(unix.Fstatfs(fd, &st)); e != 0 {
 		return e
 	}
 	out.Blocks = st.Blocks
@@ -722,13 +793,13 @@ func (fs *FS) Readdir(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, buf []byt
 	if h == nil {
 		return 0, unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.Lock()
-	n, e := 0, errno(seek(h.fd, int64(in.Offset)))
-	if e == 0 {
-		n, e = sysGetdents(h.fd, buf)
+	defer h.io.Unlock()
+	if e := errno(seek(h.fd, int64(in.Offset))); e != 0 {
+		return 0, e
 	}
-	h.io.Unlock()
-	fs.putHandle(h)
+	n, e := sysGetdents(h.fd, buf)
 	if e != 0 {
 		return 0, e
 	}
@@ -749,14 +820,9 @@ func (fs *FS) Access(c *fuse.Context, nodeid uint64, mask uint32) unix.Errno {
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	var stx unix.Statx_t
-	fd, e := fs.pathFD(in)
-	if e == 0 {
-		e = statxFD(fd, &stx)
-		fs.donePath(in, fd)
-	}
-	fs.putInode(in)
-	if e != 0 {
+	if e := fs.statx(in, &stx); e != 0 {
 		return e
 	}
 	return accessCheck(uint32(stx.Mode), stx.Uid, stx.Gid, c.UID, c.GID, mask)
@@ -798,11 +864,10 @@ func (fs *FS) Fallocate(c *fuse.Context, nodeid uint64, in *fuse.FallocateIn) un
 	if h == nil {
 		return unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.RLock()
-	e := errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
-	h.io.RUnlock()
-	fs.putHandle(h)
-	return e
+	defer h.io.RUnlock()
+	return errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
 }
 
 // Lseek implements fuse.FileSystem.Lseek (SEEK_DATA and SEEK_HOLE
@@ -813,10 +878,10 @@ func (fs *FS) Lseek(c *fuse.Context, nodeid uint64, in *fuse.LseekIn, out *fuse.
 	if h == nil {
 		return unix.EBADF
 	}
+	defer fs.putHandle(h)
 	h.io.Lock()
+	defer h.io.Unlock()
 	off, err := unix.Seek(h.fd, int64(in.Offset), int(in.Whence))
-	h.io.Unlock()
-	fs.putHandle(h)
 	if err != nil {
 		return errno(err)
 	}
@@ -860,12 +925,11 @@ func (fs *FS) Syncfs(c *fuse.Context, nodeid uint64) unix.Errno {
 	if in == nil {
 		return unix.EBADF
 	}
+	defer fs.putInode(in)
 	fd, e := fs.reopen(in, unix.O_RDONLY|unix.O_NOFOLLOW)
-	fs.putInode(in)
 	if e != 0 {
 		return e
 	}
-	e = errno(unix.Syncfs(fd))
-	unix.Close(fd)
-	return e
+	defer unix.Close(fd)
+	return errno(unix.Syncfs(fd))
 }

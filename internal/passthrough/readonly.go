@@ -138,8 +138,9 @@ func (r *ReadOnly) Open(c *fuse.Context, nodeid uint64, in *fuse.OpenIn, out *fu
 
 // Create implements fuse.FileSystem.Create without creating anything: it
 // looks the name up (a missing name is EROFS) and opens what it found
-// through the flag filter. If the open is refused, the lookup count the
-// lookup took is given back (the reference keeps it).
+// through the flag filter. If the open does not succeed (an error, or a
+// panic), the lookup count the lookup took is given back (the reference
+// keeps it).
 func (r *ReadOnly) Create(c *fuse.Context, parent uint64, name fuse.Name, in *fuse.CreateIn, entry *fuse.EntryOut, open *fuse.OpenOut) unix.Errno {
 	if errno := r.fs.Lookup(c, parent, name, entry); errno != 0 {
 		if errno == unix.ENOENT {
@@ -147,12 +148,18 @@ func (r *ReadOnly) Create(c *fuse.Context, parent uint64, name fuse.Name, in *fu
 		}
 		return errno
 	}
+	opened := false
+	defer func() {
+		if !opened {
+			r.fs.Forget(entry.NodeID, 1)
+			*entry = fuse.EntryOut{}
+		}
+	}()
 	oin := fuse.OpenIn{Flags: in.Flags, OpenFlags: in.OpenFlags}
 	if errno := r.open(c, entry.NodeID, &oin, open, false); errno != 0 {
-		r.fs.Forget(entry.NodeID, 1)
-		*entry = fuse.EntryOut{}
 		return errno
 	}
+	opened = true
 	return 0
 }
 
