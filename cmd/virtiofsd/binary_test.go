@@ -293,8 +293,16 @@ func (d *daemonProc) stderr() string {
 // the front-end. The daemon is killed when the test ends.
 func startDaemon(t *testing.T, env []string, args ...string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{cmd: exec.Command(binPath, args...), done: make(chan struct{})}
-	d.cmd.Env = append(cleanEnv(), env...)
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	return startDaemonCmd(t, cmd)
+}
+
+// startDaemonCmd is startDaemon for a prepared command.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
+	args := cmd.Args[1:]
+	d := &daemonProc{cmd: cmd, done: make(chan struct{})}
 	d.cmd.Stderr = d
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
