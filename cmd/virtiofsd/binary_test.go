@@ -205,23 +205,14 @@ func TestRefusedOptions(t *testing.T) {
 		{[]string{"--xattr"}, "--xattr"},
 		{[]string{"--posix-acl"}, "--posix-acl"},
 		{[]string{"--xattrmap", ":ok:all:::"}, "--xattrmap"},
-		{[]string{"--modcaps=-chown"}, "--modcaps"},
 		{[]string{"--security-label"}, "--security-label"},
-		{[]string{"--uid-map", ":0:1000:1:"}, "--uid-map"},
-		{[]string{"--gid-map", ":0:1000:1:"}, "--gid-map"},
 		{[]string{"--translate-uid", "map:0:1000:1"}, "--translate-uid"},
 		{[]string{"--translate-gid", "map:0:1000:1"}, "--translate-gid"},
 		{[]string{"--migration-verify-handles"}, "--migration-verify-handles"},
 		{[]string{"--migration-confirm-paths"}, "--migration-confirm-paths"},
 		{[]string{"--migration-mode", "file-handles"}, "--migration-mode=file-handles"},
 		{[]string{"--migration-on-error", "guest-error"}, "--migration-on-error=guest-error"},
-		{[]string{"--sandbox", "namespace"}, "--sandbox=namespace"},
-		{[]string{"--sandbox", "chroot"}, "--sandbox=chroot"},
-		{[]string{"--seccomp", "kill"}, "--seccomp=kill"},
-		{[]string{"--seccomp", "log"}, "--seccomp=log"},
-		{[]string{"--seccomp", "trap"}, "--seccomp=trap"},
 		{[]string{"-o", "xattr"}, "--xattr"},
-		{[]string{"-o", "sandbox=chroot"}, "--sandbox=chroot"},
 		{[]string{"-o", "posix_acl"}, "--posix-acl"},
 	} {
 		r := runDaemon(t, append(append([]string{}, base...), tt.args...)...)
@@ -424,20 +415,23 @@ func TestLogOutput(t *testing.T) {
 		want   []string
 		absent []string
 	}{
-		{nil, nil, []string{
-			"WARN Sandboxing is not supported yet",
-			"WARN System call filtering is not supported yet",
+		// Neither the default sandbox nor --sandbox=none is worth a
+		// warning.
+		{nil, seccompArgs, []string{
 			"INFO Waiting for vhost-user socket connection...",
-		}, nil},
+		}, []string{"Sandbox", "sandbox", "System call", "seccomp"}},
+		{nil, append([]string{"--sandbox", "none"}, seccompArgs...), []string{
+			"INFO Waiting for vhost-user socket connection...",
+		}, []string{"Sandbox", "sandbox", "System call", "seccomp"}},
 		{nil, []string{"--sandbox", "none", "--seccomp", "none", "-f", "-d", "-o", "cache=auto"}, []string{
 			"WARN Use of deprecated flag '-f': This flag has no effect, please remove it",
 			"WARN Use of deprecated flag '-d': Please use the '--log-level debug' option instead",
 			"WARN Use of deprecated option format '-o': Please specify options without it (e.g., '--cache auto' instead of '-o cache=auto')",
 			"INFO Waiting for vhost-user socket connection...",
 		}, []string{"Sandboxing", "System call"}},
-		{nil, []string{"--log-level", "ERROR"}, nil, []string{"WARN", "INFO"}},
-		{[]string{"RUST_LOG=warn"}, []string{"--log-level", "debug"}, []string{"WARN Sandboxing is not supported yet"}, []string{"INFO"}},
-		{[]string{"RUST_LOG=other_crate=trace"}, nil, nil, []string{"WARN", "INFO"}},
+		{nil, append([]string{"--log-level", "ERROR"}, seccompArgs...), nil, []string{"WARN", "INFO"}},
+		{[]string{"RUST_LOG=warn"}, append([]string{"--log-level", "debug", "-f"}, seccompArgs...), []string{"WARN Use of deprecated flag '-f'"}, []string{"INFO"}},
+		{[]string{"RUST_LOG=other_crate=trace"}, seccompArgs, nil, []string{"WARN", "INFO"}},
 	} {
 		args := append(append([]string{}, base...), tt.args...)
 		d := exec.Command(binPath, args...)
@@ -481,7 +475,7 @@ func TestConnectAndDisconnect(t *testing.T) {
 		// With --sandbox=none the socket path is removed once connected,
 		// as the reference does; in its default sandbox it stays.
 		{[]string{"--sandbox", "none", "--seccomp", "none"}, true},
-		{nil, false},
+		{seccompArgs, false},
 	} {
 		shared, sock := paths(t)
 		d := startDaemon(t, nil, append([]string{"--shared-dir", shared, "--socket-path", sock}, tt.extra...)...)
