@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -397,7 +398,7 @@ func nsID(t *testing.T, pid, ns string) string {
 func TestSandboxProcesses(t *testing.T) {
 	needRoot(t)
 	f := newFixture(t, 0, 0)
-	d := startDaemonCmd(t, daemonCmd(t, f, false, nil))
+	d := startDaemonCmd(t, daemonCmd(t, f, false, nil, "--rlimit-nofile=4321"))
 	parent := d.cmd.Process.Pid
 	if pid, err := os.ReadFile(f.sock + ".pid"); err != nil || string(pid) != strconv.Itoa(parent)+"\n" {
 		t.Errorf("pid file = %q, %v; want the parent's PID %d", pid, err, parent)
@@ -419,6 +420,14 @@ func TestSandboxProcesses(t *testing.T) {
 	}
 	if nsID(t, "self", "user") != nsID(t, strconv.Itoa(child), "user") {
 		t.Errorf("child runs as root in a user namespace of its own")
+	}
+	// The parent set the open file limit, and the child inherited it.
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", child))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^Max open files +4321 +4321 `).Match(limits) {
+		t.Errorf("child's limits:\n%s\nwant 4321 open files", limits)
 	}
 	// The child's root is the shared directory, and nothing else is
 	// mounted there: not even /proc, which it only holds as a descriptor.
@@ -527,4 +536,83 @@ func TestPIDFileSymlink(t *testing.T) {
 	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the symbolic link was followed: Lstat(target) = %v", err)
 	}
+}
+
+// TestSandboxSyslog checks that the sandboxed daemon logs to syslog: it
+// must connect to /dev/log before the sandbox hides it. The daemon runs in
+// a mount namespace of its own whose /dev/log leads to the test's socket.
+func TestSandboxSyslog(t *testing.T) {
+	needRoot(t)
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1)")
+	}
+	f := newFixture(t, 0, 0)
+	top := filepath.Dir(f.shared)
+	logSock := filepath.Join(top, "log")
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: logSock}); err != nil {
+		t.Fatal(err)
+	}
+	oldDev := filepath.Join(top, "olddev")
+	if err := os.Mkdir(oldDev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A private /dev with /dev/null and a /dev/log link to the socket.
+	script := `set -e
+mount --bind /dev "$1"
+mount -t tmpfs -o mode=0755 none /dev
+touch /dev/null
+mount --bind "$1/null" /dev/null
+ln -s "$2" /dev/log
+shift 2
+exec "$@"`
+	args := append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh", oldDev, logSock,
+		binPath, "--shared-dir", f.shared, "--socket-path", f.sock, "--syslog"}, seccompArgs...)
+	cmd := exec.Command(unshare, args...)
+	cmd.Env = cleanEnv()
+	d := &daemonProc{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr = d
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-d.done
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 4096)
+	for {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			t.Fatalf("no \"Waiting for vhost-user socket connection...\" record on the syslog socket; stderr:\n%s", d.stderr())
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(lfd), Events: unix.POLLIN}}, ms)
+		if err == unix.EINTR || n == 0 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := unix.Recvfrom(lfd, buf, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(buf[:m]), "Waiting for vhost-user socket connection...") {
+			break
+		}
+	}
+	if s := d.stderr(); strings.Contains(s, "can't enable syslog") || strings.Contains(s, "Waiting") {
+		t.Errorf("stderr:\n%s\nwant the records on syslog", s)
+	}
+	// The record came from the child, which is inside the sandbox.
+	checkServes(t, d, f.sock)
 }
