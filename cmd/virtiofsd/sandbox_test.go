@@ -154,6 +154,13 @@ func daemonCmd(t *testing.T, f sandboxFixture, listenFD bool, cred *syscall.Cred
 // "file" through INIT, LOOKUP, OPEN and READ.
 func checkServes(t *testing.T, d *daemonProc, sock string) {
 	t.Helper()
+	checkServesPath(t, d, sock, "file")
+}
+
+// checkServesPath is checkServes for the file at path, relative to the
+// shared directory, looked up one component at a time.
+func checkServesPath(t *testing.T, d *daemonProc, sock, path string) {
+	t.Helper()
 	fd, err := frontend.Dial(sock)
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, d.stderr())
@@ -174,9 +181,13 @@ func checkServes(t *testing.T, d *daemonProc, sock string) {
 	if _, err := fe.Init(frontend.DefaultInitFlags); err != nil {
 		t.Fatalf("INIT: %v\nlog:\n%s", err, d.stderr())
 	}
-	e, err := fe.Lookup(frontend.FUSE_ROOT_ID, "file")
-	if err != nil {
-		t.Fatalf("LOOKUP file: %v\nlog:\n%s", err, d.stderr())
+	var e frontend.EntryOut
+	e.NodeID = frontend.FUSE_ROOT_ID
+	for _, name := range strings.Split(path, "/") {
+		var err error
+		if e, err = fe.Lookup(e.NodeID, name); err != nil {
+			t.Fatalf("LOOKUP %s of %s: %v\nlog:\n%s", name, path, err, d.stderr())
+		}
 	}
 	o, err := fe.Open(e.NodeID, unix.O_RDONLY)
 	if err != nil {
@@ -299,6 +310,26 @@ func TestSandboxServes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSandboxRootShare shares "/" in namespace mode, where the daemon does
+// not pivot_root.
+func TestSandboxRootShare(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t, 0, 0)
+	d := startDaemonCmd(t, daemonCmd(t, sandboxFixture{shared: "/", sock: f.sock}, false, nil))
+	var root, st unix.Stat_t
+	child := sandboxChild(t, d.cmd.Process.Pid)
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/root/", child), &root); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	if root.Dev != st.Dev || root.Ino != st.Ino {
+		t.Errorf("child's root is not the host's /")
+	}
+	checkServesPath(t, d, f.sock, strings.TrimPrefix(filepath.Join(f.shared, "file"), "/"))
 }
 
 func TestSandboxUnprivileged(t *testing.T) {
