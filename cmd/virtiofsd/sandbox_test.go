@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -646,4 +647,85 @@ exec "$@"`
 	}
 	// The record came from the child, which is inside the sandbox.
 	checkServes(t, d, f.sock)
+}
+
+// TestSandboxParentKilledEarly kills the original process at various points
+// of the start-up: its copy must never outlive it. The copy holds the
+// standard error pipe, so its end shows as end of file there.
+func TestSandboxParentKilledEarly(t *testing.T) {
+	needRoot(t)
+	for i := 0; i < 40; i++ {
+		f := newFixture(t, 0, 0)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := daemonCmd(t, f, false, nil, "-f")
+		cmd.Stderr = w
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		var first [1]byte
+		switch i % 3 {
+		case 1:
+			// After the first log line (the warning about -f), shortly
+			// before the copy is started.
+			r.Read(first[:])
+		case 2:
+			// As soon as the copy exists, while it starts up.
+			waitForChild(t, cmd.Process.Pid)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		rfd := int(r.Fd())
+		deadline := time.Now().Add(10 * time.Second)
+		buf := make([]byte, 4096)
+		var out []byte
+		for {
+			ms := int(time.Until(deadline) / time.Millisecond)
+			if ms <= 0 {
+				r.Close()
+				t.Fatalf("round %d: the sandboxed copy survived its parent; output %q", i, out)
+			}
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(rfd), Events: unix.POLLIN}}, ms)
+			if err == unix.EINTR || n == 0 {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := unix.Read(rfd, buf)
+			if err == unix.EINTR || err == unix.EAGAIN {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m == 0 {
+				break
+			}
+			out = append(out, buf[:m]...)
+		}
+		r.Close()
+	}
+}
+
+// waitForChild returns once process pid has a child, or has exited.
+func waitForChild(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		if err != nil || len(tasks) == 0 {
+			return
+		}
+		for _, task := range tasks {
+			if b, err := os.ReadFile(task); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("process %d started no child", pid)
 }

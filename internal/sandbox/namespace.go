@@ -81,9 +81,18 @@ func TakeStage() (*Stage, error) {
 	return &s, nil
 }
 
-// AwaitRelease blocks until the original process has set up the ID maps
-// and closes the pipe. An end of file without the go-ahead byte means that
-// the original process died.
+// errParentDied is AwaitRelease's error when the original process is gone.
+var errParentDied = errors.New("Parent process died unexpectedly")
+
+// AwaitRelease blocks until the original process has set up the ID maps,
+// then checks that it is still alive, and closes the pipe.
+//
+// The caller must have installed its SIGTERM handler: the parent-death
+// signal is ignored by the first process of a PID namespace while it has
+// no handler (pid_namespaces(7)), so a parent that died before that would
+// go unnoticed. The original process holds the pipe's write end until it
+// exits, so a hang-up seen after the go-ahead byte means that it died; if
+// it dies later, the handler gets the signal.
 func (s *Stage) AwaitRelease() error {
 	defer closeFD(&s.Sync)
 	var b [1]byte
@@ -96,7 +105,21 @@ func (s *Stage) AwaitRelease() error {
 			return fmt.Errorf("wait for the parent process: %w", err)
 		}
 		if n == 0 {
-			return errors.New("Parent process died unexpectedly")
+			return errParentDied
+		}
+		break
+	}
+	for {
+		fds := []unix.PollFd{{Fd: int32(s.Sync), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check the parent process: %w", err)
+		}
+		if n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+			return errParentDied
 		}
 		return nil
 	}
@@ -281,9 +304,9 @@ func (ch *Child) Pid() int { return ch.cmd.Process.Pid }
 
 // Release writes the ID maps that need newuidmap or newgidmap, then lets
 // the copy go on. If a map cannot be written, the copy is killed and the
-// error returned; the caller still calls Wait.
+// error returned; the caller still calls Wait. The pipe stays open until
+// Wait returns: its hang-up tells the copy that this process died.
 func (ch *Child) Release() error {
-	defer ch.sync.Close()
 	if len(ch.uidMaps) > 0 {
 		if err := runNewIDMap("newuidmap", "uid", ch.Pid(), ch.uidMaps); err != nil {
 			ch.cmd.Process.Kill()
@@ -306,6 +329,7 @@ func (ch *Child) Release() error {
 // Wait waits for the copy to exit and returns its wait status.
 func (ch *Child) Wait() (syscall.WaitStatus, error) {
 	<-ch.done
+	ch.sync.Close()
 	if ch.state == nil {
 		return 0, ch.waitErr
 	}
