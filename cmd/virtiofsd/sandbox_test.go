@@ -729,3 +729,38 @@ func waitForChild(t *testing.T, pid int) {
 	}
 	t.Fatalf("process %d started no child", pid)
 }
+
+// statusField returns the value of a field of /proc/pid/status.
+func statusField(t *testing.T, pid int, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", name, pid)
+	return ""
+}
+
+// TestSandboxDropsGroups starts the daemon as root with supplementary
+// groups: the process that serves has none left.
+func TestSandboxDropsGroups(t *testing.T) {
+	needRoot(t)
+	for _, mode := range []string{"namespace", "chroot", "none"} {
+		f := newFixture(t, 0, 0)
+		cred := &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{4, 27}}
+		d := startDaemonCmd(t, daemonCmd(t, f, false, cred, "--sandbox="+mode))
+		pid := d.cmd.Process.Pid
+		if mode == "namespace" {
+			pid = sandboxChild(t, pid)
+		}
+		if g := statusField(t, pid, "Groups"); g != "" {
+			t.Errorf("--sandbox=%s: the daemon has supplementary groups %q", mode, g)
+		}
+		checkServes(t, d, f.sock)
+	}
+}
