@@ -764,3 +764,27 @@ func TestSandboxDropsGroups(t *testing.T) {
 		checkServes(t, d, f.sock)
 	}
 }
+
+// TestSandboxSubmountFileHandles serves a file on a submount of the shared
+// directory with --inode-file-handles=mandatory: the daemon opens the
+// submount's root through the mount point that mountinfo shows, which
+// after pivot_root is a path in the new root.
+func TestSandboxSubmountFileHandles(t *testing.T) {
+	needRoot(t)
+	for _, mode := range []string{"namespace", "none"} {
+		f := newFixture(t, 0, 0)
+		sub := filepath.Join(f.shared, "sub")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+			t.Skipf("mount tmpfs: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+		if err := os.WriteFile(filepath.Join(sub, "file"), []byte(fileContent), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d := startDaemonCmd(t, daemonCmd(t, f, false, nil, "--sandbox="+mode, "--inode-file-handles=mandatory"))
+		checkServesPath(t, d, f.sock, "sub/file")
+	}
+}
