@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -70,43 +69,37 @@ func (d *daemon) enterSandbox() error {
 func (d *daemon) runNamespace(unprivileged bool) error {
 	o := d.opts
 	uids, err := sandbox.ParseIDMaps(o.UIDMap)
-	if err == nil {
-		var gids []sandbox.IDMap
-		gids, err = sandbox.ParseIDMaps(o.GIDMap)
-		if err == nil {
-			var errno syscall.Errno
-			if d.fdErr != nil {
-				errors.As(d.fdErr, &errno)
-			}
-			listener := d.listenFD
-			if d.fdErr != nil {
-				listener = -1
-				if errno == 0 {
-					errno = unix.EBADF
-				}
-			}
-			var child *sandbox.Child
-			child, err = sandbox.Spawn(sandbox.SpawnConfig{
-				ExeFD:        d.exeFD,
-				Args:         os.Args,
-				Env:          os.Environ(),
-				Stdin:        os.Stdin,
-				Stdout:       os.Stdout,
-				Stderr:       os.Stderr,
-				Listener:     listener,
-				ListenErrno:  errno,
-				Budget:       d.budget,
-				Root:         d.root,
-				UIDMaps:      uids,
-				GIDMaps:      gids,
-				Unprivileged: unprivileged,
-			})
-			if err == nil {
-				return d.waitNamespace(child)
-			}
-		}
+	if err != nil {
+		return sandboxError(err)
 	}
-	return sandboxError(err)
+	gids, err := sandbox.ParseIDMaps(o.GIDMap)
+	if err != nil {
+		return sandboxError(err)
+	}
+	cfg := sandbox.SpawnConfig{
+		ExeFD:        d.exeFD,
+		Args:         os.Args,
+		Env:          os.Environ(),
+		Stdin:        os.Stdin,
+		Stdout:       os.Stdout,
+		Stderr:       os.Stderr,
+		Listener:     d.listenFD,
+		Budget:       d.budget,
+		Root:         d.root,
+		UIDMaps:      uids,
+		GIDMaps:      gids,
+		Unprivileged: unprivileged,
+	}
+	if d.fdErr != nil {
+		// The copy reports the unusable --fd when it starts to accept.
+		cfg.Listener, cfg.ListenErrno = -1, unix.EBADF
+		errors.As(d.fdErr, &cfg.ListenErrno)
+	}
+	child, err := sandbox.Spawn(cfg)
+	if err != nil {
+		return sandboxError(err)
+	}
+	return d.waitNamespace(child)
 }
 
 // waitNamespace is the original process's life after Spawn.

@@ -553,6 +553,19 @@ func TestSandboxOptionErrors(t *testing.T) {
 	}
 }
 
+// TestSandboxBadFD gives the namespace sandbox an --fd that is not open:
+// like without a sandbox, the daemon fails when it starts to accept.
+func TestSandboxBadFD(t *testing.T) {
+	needRoot(t)
+	shared, _ := paths(t)
+	r := runDaemon(t, append([]string{"--shared-dir", shared, "--fd=99"}, seccompArgs...)...)
+	msgs := logMessages(t, r.stderr)
+	const want = "ERROR Failed to start daemon: Bad file descriptor (os error 9)"
+	if r.code != 1 || len(msgs) == 0 || msgs[len(msgs)-1] != want {
+		t.Errorf("exit %d, log %q; want exit 1, last %q", r.code, msgs, want)
+	}
+}
+
 func TestPIDFileSymlink(t *testing.T) {
 	shared, sock := paths(t)
 	target := filepath.Join(filepath.Dir(sock), "target")

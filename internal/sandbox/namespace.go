@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/linux"
 )
 
 // stageEnv is the environment variable through which the original process
@@ -96,18 +98,12 @@ var errParentDied = errors.New("Parent process died unexpectedly")
 func (s *Stage) AwaitRelease() error {
 	defer closeFD(&s.Sync)
 	var b [1]byte
-	for {
-		n, err := unix.Read(s.Sync, b[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("wait for the parent process: %w", err)
-		}
-		if n == 0 {
-			return errParentDied
-		}
-		break
+	n, err := linux.Read(s.Sync, b[:])
+	if err != nil {
+		return fmt.Errorf("wait for the parent process: %w", err)
+	}
+	if n == 0 {
+		return errParentDied
 	}
 	for {
 		fds := []unix.PollFd{{Fd: int32(s.Sync), Events: unix.POLLIN}}
