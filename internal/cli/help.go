@@ -29,6 +29,11 @@ var helpEntries = []helpEntry{
 	{notYet: true, names: "--posix-acl", summary: "Support POSIX access control lists (turns on --xattr)"},
 	{notYet: true, names: "--xattrmap <XATTRMAP>", summary: "Rules that rename extended attributes between guest and host, e.g. :map::user.virtiofs.:"},
 	{names: "--sandbox <SANDBOX>", summary: "How the daemon isolates itself from the host: namespace, chroot or none",
+		detail: []string{
+			"namespace: run in new mount, PID and network namespaces (and a user namespace when not started as root), with the shared directory as the root of the file system.",
+			"chroot: chroot into the shared directory; root only, for containers that already have namespaces.",
+			"none: no isolation.",
+		},
 		def: "namespace"},
 	{names: "--readonly", summary: "Refuse every request that would modify the shared directory"},
 	{names: "--seccomp <SECCOMP>", summary: "What happens when the daemon makes a system call outside its allow-list: none, kill, log or trap",
