@@ -199,16 +199,22 @@ func lastCap() (uintptr, error) {
 // SIGTERM; since that signal follows the thread that started the copy
 // (PR_SET_PDEATHSIG in prctl(2)), the start and the wait run on one
 // goroutine locked to its thread.
-func Spawn(c SpawnConfig) (*Child, error) {
+func Spawn(c SpawnConfig) (_ *Child, err error) {
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create pipe: %w", err)
 	}
 	defer syncR.Close()
+	// On success the write end belongs to the Child, which closes it in
+	// Wait.
+	defer func() {
+		if err != nil {
+			syncW.Close()
+		}
+	}()
 	stage := Stage{Listen: childListenFD, ListenErrno: c.ListenErrno, Sync: childSyncFD, Exe: childExeFD, Budget: c.Budget, Root: c.Root}
 	exeFD, err := unix.FcntlInt(uintptr(c.ExeFD), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		syncW.Close()
 		return nil, fmt.Errorf("duplicate the executable's descriptor: %w", err)
 	}
 	exe := os.NewFile(uintptr(exeFD), "exe")
@@ -218,7 +224,6 @@ func Spawn(c SpawnConfig) (*Child, error) {
 		// Duplicated so that the *os.File owns a descriptor of its own.
 		fd, err := unix.FcntlInt(uintptr(c.Listener), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
-			syncW.Close()
 			return nil, fmt.Errorf("duplicate the listener: %w", err)
 		}
 		listener = os.NewFile(uintptr(fd), "listener")
@@ -228,7 +233,6 @@ func Spawn(c SpawnConfig) (*Child, error) {
 	}
 	js, err := json.Marshal(stage)
 	if err != nil {
-		syncW.Close()
 		return nil, err
 	}
 	attr := &syscall.SysProcAttr{
@@ -257,7 +261,6 @@ func Spawn(c SpawnConfig) (*Child, error) {
 		// exec, keeps every capability of the namespace.
 		last, err := lastCap()
 		if err != nil {
-			syncW.Close()
 			return nil, err
 		}
 		for cp := uintptr(0); cp <= last; cp++ {
@@ -268,11 +271,19 @@ func Spawn(c SpawnConfig) (*Child, error) {
 		Path:        "/proc/self/fd/" + strconv.Itoa(childExeFD),
 		Args:        c.Args,
 		Env:         append(append([]string{}, c.Env...), stageEnv+"="+string(js)),
-		Stdin:       c.Stdin,
-		Stdout:      c.Stdout,
-		Stderr:      c.Stderr,
 		ExtraFiles:  []*os.File{listener, syncR, exe},
 		SysProcAttr: attr,
+	}
+	// A standard descriptor that is not open is replaced by /dev/null
+	// (exec.Cmd's default), since it cannot be passed on.
+	if f := openFile(c.Stdin); f != nil {
+		ch.cmd.Stdin = f
+	}
+	if f := openFile(c.Stdout); f != nil {
+		ch.cmd.Stdout = f
+	}
+	if f := openFile(c.Stderr); f != nil {
+		ch.cmd.Stderr = f
 	}
 	started := make(chan error)
 	go func() {
@@ -289,10 +300,20 @@ func Spawn(c SpawnConfig) (*Child, error) {
 		close(ch.done)
 	}()
 	if err := <-started; err != nil {
-		syncW.Close()
 		return nil, fmt.Errorf("start the sandboxed process: %w", err)
 	}
 	return ch, nil
+}
+
+// openFile returns f if it is an open file, else nil.
+func openFile(f *os.File) *os.File {
+	if f == nil {
+		return nil
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0); err != nil {
+		return nil
+	}
+	return f
 }
 
 // Pid returns the copy's process ID (in the original PID namespace).
