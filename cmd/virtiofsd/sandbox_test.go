@@ -344,13 +344,16 @@ func TestSandboxUnprivileged(t *testing.T) {
 		args     []string
 		// nsUID is the daemon's UID as the host sees it.
 		nsUID int
+		// notRoot: the maps do not map ID 0, so the daemon warns that
+		// it cannot become root of its namespace.
+		notRoot bool
 	}{
-		{"default-map", false, nil, uid},
-		{"default-map-fd", true, nil, uid},
-		{"own-id-as-root", false, []string{fmt.Sprintf("--uid-map=:0:%d:1:", uid), fmt.Sprintf("--gid-map=:0:%d:1:", gid)}, uid},
-		{"newuidmap", false, []string{"--uid-map=" + idmap, "--gid-map=" + idmap}, subStart},
+		{"default-map", false, nil, uid, true},
+		{"default-map-fd", true, nil, uid, true},
+		{"own-id-as-root", false, []string{fmt.Sprintf("--uid-map=:0:%d:1:", uid), fmt.Sprintf("--gid-map=:0:%d:1:", gid)}, uid, false},
+		{"newuidmap", false, []string{"--uid-map=" + idmap, "--gid-map=" + idmap}, subStart, false},
 		{"newuidmap-two-ranges", false, []string{fmt.Sprintf("--uid-map=:0:%d:1:", uid), fmt.Sprintf("--uid-map=:1:%d:%d:", subStart, subCount),
-			fmt.Sprintf("--gid-map=:0:%d:1:", gid), fmt.Sprintf("--gid-map=:1:%d:%d:", subStart, subCount)}, uid},
+			fmt.Sprintf("--gid-map=:0:%d:1:", gid), fmt.Sprintf("--gid-map=:1:%d:%d:", subStart, subCount)}, uid, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, uid, gid)
@@ -374,6 +377,12 @@ func TestSandboxUnprivileged(t *testing.T) {
 			checkServes(t, d, f.sock)
 			if code := d.wait(t); code != 0 {
 				t.Errorf("exit status %d, want 0; log:\n%s", code, d.stderr())
+			}
+			msgs := strings.Join(logMessages(t, withoutRawWarnings(d.stderr())), "\n")
+			for _, w := range []string{"WARN Couldn't set the process uid as root: -1", "WARN Couldn't set the process gid as root: -1"} {
+				if strings.Contains(msgs, w) != tt.notRoot {
+					t.Errorf("log %q: %q present = %v, want %v", msgs, w, !tt.notRoot, tt.notRoot)
+				}
 			}
 		})
 	}
@@ -800,4 +809,16 @@ func TestSandboxSubmountFileHandles(t *testing.T) {
 		d := startDaemonCmd(t, daemonCmd(t, f, false, nil, "--sandbox="+mode, "--inode-file-handles=mandatory"))
 		checkServesPath(t, d, f.sock, "sub/file")
 	}
+}
+
+// withoutRawWarnings drops the lines that the daemon, like the reference,
+// writes to standard error outside the log ("Warning: ..." on FUSE_INIT).
+func withoutRawWarnings(stderr string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(stderr, "\n") {
+		if !strings.HasPrefix(line, "Warning: ") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
