@@ -9,7 +9,10 @@
 #     uses trixie's dynamic loader: $DEPS/ref/virtiofsd;
 #   - Debian's 6.12 cloud kernel, unpacked (not installed): $DEPS/kernel/vmlinuz;
 #   - bookworm's stress-ng with its libraries and loader, unpacked (not
-#     installed) for the guest's initramfs: $DEPS/stress-ng/guest.
+#     installed) for the guest's initramfs: $DEPS/stress-ng/guest;
+#   - newuidmap/newgidmap (uidmap) and the unprivileged system user
+#     virtiofsd-test with /etc/subuid and /etc/subgid ranges, for the
+#     sandbox tests.
 #
 # DEPS is $VIRTIOFSD_TEST_DEPS, default /opt/virtiofsd-test. The script is
 # idempotent and returns quickly once everything is in place.
@@ -262,3 +265,30 @@ if ! sng_ok; then
 	sng_ok || die "stress-ng was not laid out in $SNG/guest"
 fi
 log "stress-ng: $(cat "$SNG/version") ($SNG/guest)"
+
+# ---------------------------------------------------------------------------
+# Unprivileged sandbox tests: newuidmap/newgidmap (package uidmap) and a
+# system user with subordinate ID ranges, virtiofsd-test, that the tests of
+# cmd/virtiofsd run the daemon as.
+# ---------------------------------------------------------------------------
+TEST_USER=virtiofsd-test
+# SUBID_START and SUBID_COUNT: the user's range in /etc/subuid and /etc/subgid.
+SUBID_START=400000
+SUBID_COUNT=65536
+if ! command -v newuidmap >/dev/null || ! command -v newgidmap >/dev/null; then
+	apt_update
+	log "apt-get install uidmap"
+	apt-get install -y -q --no-install-recommends uidmap >/dev/null
+fi
+if ! id -u "$TEST_USER" >/dev/null 2>&1; then
+	log "creating the system user $TEST_USER"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin "$TEST_USER"
+fi
+for f in /etc/subuid /etc/subgid; do
+	[ -e "$f" ] || install -m 0644 /dev/null "$f"
+	if ! grep -q "^$TEST_USER:" "$f"; then
+		printf '%s:%d:%d\n' "$TEST_USER" "$SUBID_START" "$SUBID_COUNT" >>"$f"
+	fi
+done
+log "test user: $(id "$TEST_USER"), $(grep "^$TEST_USER:" /etc/subuid)"

@@ -10,9 +10,12 @@
 // reference's wording), answer --print-capabilities, set up logging, install
 // the signal handlers, refuse options that are not implemented yet, check
 // the shared directory, create the listener, set the socket group, raise
-// RLIMIT_NOFILE and compute the guest's descriptor budget, build the file
-// system and the device, then accept exactly one front-end connection. Every
-// failure after parsing is one error line in the log and exit status 1.
+// RLIMIT_NOFILE and compute the guest's descriptor budget, canonicalise the
+// shared directory, enter the sandbox, install the seccomp filter (unless
+// --seccomp=none), reduce the capabilities (as root only, honouring
+// --modcaps), build the file system and the device, then accept exactly one
+// front-end connection. Every failure after parsing is one error line in the
+// log and exit status 1.
 //
 // The listener is either the inherited --fd descriptor or a new socket at
 // --socket-path (or the deprecated --socket), bound with umask 0077 (0007
@@ -22,28 +25,66 @@
 // pid file is truncated before the PID is written (the reference leaves
 // digits of a longer old PID behind).
 //
-// After the connection is accepted the listener is closed; with an explicit
+// The pid file is opened with O_NOFOLLOW: a symbolic link at its path is
+// an error, where the reference follows it.
+//
+// After the connection is accepted the listener is closed; with
 // --sandbox=none the socket path is also removed, as the reference does in
 // that mode. When the front-end disconnects, or the connection fails, the
 // daemon exits with status 0. SIGTERM and SIGHUP end it at once with status
 // 1, leaving the socket and the pid file behind; SIGPIPE is ignored.
 //
+// # Sandbox
+//
+// The sandbox (package sandbox) is entered after the listener and the open
+// file limit are set up.
+//
+// With --sandbox=namespace, the default, the daemon runs a second copy of
+// its own executable (opened through /proc/self/exe at start-up) in new
+// mount, PID and network namespaces, plus a user namespace when the
+// effective UID is not 0. The copy inherits the listening socket (also an
+// inherited --fd one) and a pipe; what it must not recompute (the
+// descriptor budget, the canonical shared directory, an unusable --fd) is
+// handed over in an internal environment variable. It parses the same
+// command line, but neither creates the pid file or the socket nor sets the
+// open file limit again; its deprecation warnings are not repeated. It
+// connects to syslog before entering the sandbox, which hides /dev/log.
+//
+// The original process keeps the pid file, closes its copy of the listener
+// without removing the socket, drops all its capabilities and waits. It
+// exits with the copy's status, or with 256 minus the number of the signal
+// that killed it (logging "Child process terminated by signal S"). SIGTERM
+// or SIGHUP ends it with status 1, and the copy then receives SIGTERM as
+// its parent-death signal and also exits with status 1.
+//
+// Unprivileged, the copy's user namespace maps the user's own UID and GID
+// unless --uid-map/--gid-map say otherwise; a single range that maps only
+// the user's own ID is written directly, anything else by newuidmap(1) and
+// newgidmap(1), while the copy waits on the pipe. If they fail, the error
+// is logged ("sandbox: couldn't setup id mappings: ...") and the daemon
+// exits with status 1. The copy then tries to become UID and GID 0 of the
+// namespace, warning if the maps do not allow it, and keeps the
+// capabilities it has there: they are passed as ambient capabilities,
+// since a process that is not root in its namespace would lose them in
+// execve. The ID maps are refused as root and with another sandbox mode,
+// as is --sandbox=chroot for an unprivileged user.
+//
+// With --sandbox=chroot the daemon opens /proc/self/fd and
+// /proc/self/mountinfo and chroots into the shared directory; with
+// --sandbox=none it only opens the shared directory. Neither mode warns.
+// As root, supplementary groups are dropped in every mode unless the daemon
+// runs in a user namespace where setgroups(2) is denied.
+//
 // # Options not implemented yet
 //
 // Every option of the reference is parsed and validated, but the following
 // are refused with "<option> is not supported yet" and status 1: --xattr,
-// --posix-acl, --xattrmap, --modcaps, --security-label, --uid-map,
-// --gid-map, --translate-uid, --translate-gid, --migration-verify-handles,
-// --migration-confirm-paths, --migration-mode other than find-paths,
-// --migration-on-error other than abort, and any explicit --sandbox or
-// --seccomp other than none. The same holds for the equivalent -o items. The xattrmap rule language is not parsed yet, so a
-// malformed --xattrmap is refused (status 1) instead of being a usage error
-// (status 2) as in the reference.
-//
-// Sandboxing and seccomp are not implemented yet. With their defaults left
-// implicit (namespace and kill in the reference) the daemon starts anyway
-// and logs one warning for each; giving --sandbox=none and --seccomp=none
-// acknowledges this and silences the warnings.
+// --posix-acl, --xattrmap, --security-label, --translate-uid,
+// --translate-gid, --migration-verify-handles, --migration-confirm-paths,
+// --migration-mode other than find-paths and --migration-on-error other
+// than abort. The same holds for the equivalent -o items. The xattrmap rule
+// language is not parsed yet, so a malformed --xattrmap is refused (status
+// 1) instead of being a usage error (status 2) as in the reference.
 //
 // # Logging
 //

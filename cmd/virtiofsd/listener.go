@@ -54,7 +54,7 @@ type pidFile struct {
 // shorter PID does not leave digits of an older one behind.
 func createPIDFile(path string) (*pidFile, error) {
 	for {
-		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,7 @@ import (
 	"virtiofsd/internal/fuse"
 	"virtiofsd/internal/logging"
 	"virtiofsd/internal/passthrough"
+	"virtiofsd/internal/sandbox"
 	"virtiofsd/internal/virtiofs"
 )
 
@@ -53,6 +54,12 @@ func fatalf(format string, args ...any) error {
 	return &fatal{fmt.Sprintf(format, args...)}
 }
 
+// exitStatus ends start-up with a status but no further log line: the
+// namespace sandbox's original process exits with its copy's status.
+type exitStatus struct{ code int }
+
+func (e *exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 // daemon carries the state built up by the start-up steps.
 type daemon struct {
 	opts *cli.Options
@@ -73,13 +80,29 @@ type daemon struct {
 	budget int
 	root   string
 	dev    *virtiofs.Device
+
+	// stage is set in the copy of the daemon that runs in the namespace
+	// sandbox: what the original process handed over.
+	stage *sandbox.Stage
+	// exeFD is the daemon's executable, opened at start-up when the
+	// namespace sandbox will run a copy of it; -1 otherwise.
+	exeFD int
+	// fds are the sandbox's descriptors for the file system.
+	fds *sandbox.FDs
 }
 
 // run is the whole program; it returns the exit status. The steps keep the
-// reference's externally visible order (fs.md §1.8). A later sandbox stage
-// re-executing the daemon slots in between obtaining the listener and
-// building the file system, handing the listener over as an inherited fd.
+// reference's externally visible order. In the namespace sandbox the
+// original process stops after entering the sandbox, which starts a copy
+// of the daemon and waits for it; the copy parses the same command line,
+// skips the steps whose results it inherits (pid file, listener, socket
+// group, open file limit) and goes on from the sandbox.
 func run(argv []string, stdout, stderr io.Writer) int {
+	stage, err := sandbox.TakeStage()
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
 	opts, err := cli.Parse(argv)
 	if err != nil {
 		var e *cli.Exit
@@ -95,32 +118,56 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, capabilities)
 		return 0
 	}
-	d := &daemon{opts: opts, listenFD: -1}
-	if opts.FDSet {
+	d := &daemon{opts: opts, listenFD: -1, exeFD: -1, stage: stage}
+	switch {
+	case stage != nil:
+		d.listenFD, d.budget, d.root = stage.Listen, stage.Budget, stage.Root
+		if stage.ListenErrno != 0 {
+			d.fdErr = stage.ListenErrno
+		}
+	case opts.FDSet:
 		// Check the descriptor before the daemon opens files of its own:
 		// a number that was not inherited could later name one of them.
 		_, d.fdErr = unix.FcntlInt(uintptr(opts.FD), unix.F_SETFD, unix.FD_CLOEXEC)
 	}
+	if stage == nil && opts.Sandbox == cli.SandboxNamespace {
+		// The copy run in the namespaces is this very executable.
+		if d.exeFD, err = sandbox.OpenExe(); err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return 1
+		}
+	}
+	// The syslog connection, if any, is made here, before the sandbox
+	// hides /dev/log.
 	d.setupLogging(stderr)
 	installSignalHandlers()
 
-	steps := []func() error{
-		d.refuseUnsupported,
-		d.checkSharedDir,
-		d.warnDeprecated,
-		d.listen,
-		d.setSocketGroup,
-		d.setLimits,
-		d.warnUnsandboxed,
-		d.canonicalizeRoot,
-		d.buildDevice,
+	var steps []func() error
+	if stage == nil {
+		steps = []func() error{
+			d.refuseUnsupported,
+			d.checkSharedDir,
+			d.warnDeprecated,
+			d.listen,
+			d.setSocketGroup,
+			d.setLimits,
+			d.canonicalizeRoot,
+			d.enterSandbox,
+		}
+	} else {
+		steps = []func() error{d.refuseUnsupported, d.enterNamespaceStage}
 	}
+	steps = append(steps, d.installSeccomp, d.reduceCaps, d.buildDevice)
 	for _, step := range steps {
 		if err := step(); err != nil {
 			var f *fatal
-			if errors.As(err, &f) {
+			var e *exitStatus
+			switch {
+			case errors.As(err, &e):
+				return e.code
+			case errors.As(err, &f):
 				d.log.Error(f.msg)
-			} else {
+			default:
 				d.log.Error(err.Error())
 			}
 			return 1
@@ -258,7 +305,7 @@ func (d *daemon) listen() error {
 	d.listenFD = fd
 	// Without a sandbox the reference removes the socket path once the
 	// front-end is connected; inside its sandboxes it cannot reach it.
-	if d.opts.Given("sandbox") && d.opts.Sandbox == cli.SandboxNone {
+	if d.opts.Sandbox == cli.SandboxNone {
 		d.unlinkPath = path
 	}
 	return nil
@@ -302,15 +349,6 @@ func (d *daemon) setLimits() error {
 	return nil
 }
 
-// warnUnsandboxed says which of the reference's default protections are
-// missing.
-func (d *daemon) warnUnsandboxed() error {
-	for _, w := range d.opts.Unsandboxed() {
-		d.log.Warn(w)
-	}
-	return nil
-}
-
 // canonicalizeRoot resolves the shared directory to an absolute path free
 // of symbolic links.
 func (d *daemon) canonicalizeRoot() error {
@@ -343,7 +381,11 @@ var cachePolicies = map[cli.CachePolicy]passthrough.CachePolicy{
 func (d *daemon) buildDevice() error {
 	o := d.opts
 	fs, err := passthrough.New(passthrough.Config{
-		Root:              d.root,
+		Root:              d.fds.Root,
+		RootFD:            d.fds.RootFD,
+		ProcSelfFD:        d.fds.ProcSelfFD,
+		MountinfoFD:       d.fds.MountinfoFD,
+		MountinfoPrefix:   d.fds.MountinfoPrefix,
 		Cache:             cachePolicies[o.Cache],
 		Readdirplus:       o.Readdirplus(),
 		AnnounceSubmounts: o.AnnounceSubmounts,

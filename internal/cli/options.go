@@ -140,9 +140,7 @@ func (o *Options) Readdirplus() bool {
 
 // Unsupported returns one message per option on the command line that this
 // daemon does not implement yet. Options whose given value is the behaviour
-// the daemon has anyway are accepted; so are --sandbox=none and
-// --seccomp=none, while the implicit defaults (namespace, kill) are reported
-// by Unsandboxed.
+// the daemon has anyway are accepted.
 func (o *Options) Unsupported() []string {
 	var msgs []string
 	refuse := func(format string, args ...any) {
@@ -155,10 +153,7 @@ func (o *Options) Unsupported() []string {
 		{o.Xattr, "--xattr"},
 		{o.PosixACL, "--posix-acl"},
 		{o.XattrmapSet, "--xattrmap"},
-		{o.ModcapsSet, "--modcaps"},
 		{o.SecurityLabel, "--security-label"},
-		{len(o.UIDMap) > 0, "--uid-map"},
-		{len(o.GIDMap) > 0, "--gid-map"},
 		{len(o.TranslateUID) > 0, "--translate-uid"},
 		{len(o.TranslateGID) > 0, "--translate-gid"},
 		{o.MigrationVerifyHandles, "--migration-verify-handles"},
@@ -169,12 +164,6 @@ func (o *Options) Unsupported() []string {
 			refuse("%s", f.name)
 		}
 	}
-	if o.given["sandbox"] && o.Sandbox != SandboxNone {
-		refuse("--sandbox=%s", o.Sandbox)
-	}
-	if o.given["seccomp"] && o.Seccomp != SeccompNone {
-		refuse("--seccomp=%s", o.Seccomp)
-	}
 	if o.MigrationMode != "find-paths" {
 		refuse("--migration-mode=%s", o.MigrationMode)
 	}
@@ -182,20 +171,4 @@ func (o *Options) Unsupported() []string {
 		refuse("--migration-on-error=%s", o.MigrationOnError)
 	}
 	return msgs
-}
-
-// Unsandboxed returns warnings for the isolation the reference daemon would
-// set up by default but this daemon does not implement yet. It is empty when
-// --sandbox=none and --seccomp=none were given.
-func (o *Options) Unsandboxed() []string {
-	var w []string
-	if !o.given["sandbox"] {
-		w = append(w, "Sandboxing is not supported yet: the daemon runs unsandboxed, as with --sandbox=none, "+
-			"and can reach the whole host file system; pass --sandbox=none to acknowledge")
-	}
-	if !o.given["seccomp"] {
-		w = append(w, "System call filtering is not supported yet: the daemon runs without a seccomp filter, "+
-			"as with --seccomp=none; pass --seccomp=none to acknowledge")
-	}
-	return w
 }

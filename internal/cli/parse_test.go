@@ -274,19 +274,20 @@ func TestUnsupported(t *testing.T) {
 		{[]string{"--posix-acl", "--readonly"}, []string{"--posix-acl is not supported yet"}},
 		{[]string{"--xattrmap", ":ok:all::"}, []string{"--xattrmap is not supported yet"}},
 		{[]string{"-o", "xattrmap=:ok:all::"}, []string{"--xattrmap is not supported yet"}},
-		{[]string{"--modcaps=-chown"}, []string{"--modcaps is not supported yet"}},
-		{[]string{"-o", "modcaps=-chown"}, []string{"--modcaps is not supported yet"}},
+		{[]string{"--modcaps=-chown"}, nil},
+		{[]string{"-o", "modcaps=-chown"}, nil},
 		{[]string{"--killpriv-v2"}, nil},
 		{[]string{"-o", "killpriv_v2"}, nil},
 		{[]string{"--security-label"}, []string{"--security-label is not supported yet"}},
-		{[]string{"--uid-map=:0:1:1:", "--gid-map=:0:1:1:"}, []string{"--uid-map is not supported yet", "--gid-map is not supported yet"}},
+		{[]string{"--uid-map=:0:1:1:", "--gid-map=:0:1:1:"}, nil},
 		{[]string{"--translate-uid=map:0:1:1", "--translate-gid=map:0:1:1"}, []string{"--translate-uid is not supported yet", "--translate-gid is not supported yet"}},
-		{[]string{"--sandbox=namespace"}, []string{"--sandbox=namespace is not supported yet"}},
-		{[]string{"--sandbox=Chroot"}, []string{"--sandbox=chroot is not supported yet"}},
-		{[]string{"-o", "sandbox=namespace"}, []string{"--sandbox=namespace is not supported yet"}},
-		{[]string{"--seccomp=kill"}, []string{"--seccomp=kill is not supported yet"}},
-		{[]string{"--seccomp=log"}, []string{"--seccomp=log is not supported yet"}},
-		{[]string{"--seccomp=trap"}, []string{"--seccomp=trap is not supported yet"}},
+		{[]string{"--sandbox=namespace"}, nil},
+		{[]string{"--sandbox=Chroot"}, nil},
+		{[]string{"-o", "sandbox=namespace"}, nil},
+		{[]string{"--seccomp=kill"}, nil},
+		{[]string{"--seccomp=log"}, nil},
+		{[]string{"--seccomp=trap"}, nil},
+		{[]string{"--xattr", "--modcaps=+sys_admin", "--sandbox=chroot", "--seccomp=trap", "--uid-map=:0:1:1:"}, []string{"--xattr is not supported yet"}},
 		{[]string{"--inode-file-handles=prefer"}, nil},
 		{[]string{"--inode-file-handles=fallback"}, nil},
 		{[]string{"--inode-file-handles=mandatory"}, nil},
@@ -299,23 +300,6 @@ func TestUnsupported(t *testing.T) {
 		o := mustParse(t, append(slices.Clone(base), tt.extra...)...)
 		if got := o.Unsupported(); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Unsupported() after %q = %q, want %q", tt.extra, got, tt.want)
-		}
-	}
-}
-
-func TestUnsandboxed(t *testing.T) {
-	for _, tt := range []struct {
-		extra []string
-		n     int
-	}{
-		{nil, 2},
-		{[]string{"--sandbox", "none"}, 1},
-		{[]string{"--seccomp", "none"}, 1},
-		{[]string{"--sandbox", "none", "--seccomp", "none"}, 0},
-	} {
-		o := mustParse(t, append(slices.Clone(base), tt.extra...)...)
-		if got := o.Unsandboxed(); len(got) != tt.n {
-			t.Errorf("Unsandboxed() after %q = %q, want %d warnings", tt.extra, got, tt.n)
 		}
 	}
 }
