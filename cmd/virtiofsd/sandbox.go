@@ -118,7 +118,9 @@ func (d *daemon) waitNamespace(child *sandbox.Child) error {
 		sbLog.Error("sandbox: couldn't setup id mappings: " + releaseErr.Error())
 	}
 	if err := caps.ClearAll(); err != nil {
-		d.log.Error("Failed to drop all capabilities: " + err.Error())
+		// The text is the reference's ("warning: can't apply the parent
+		// capabilities: ..."), logged at error level as it does.
+		logging.WithModule(d.log, "util").Error(err.Error())
 	}
 	ws, err := child.Wait()
 	if err != nil {
@@ -168,6 +170,13 @@ func (d *daemon) installSeccomp() error {
 	return nil
 }
 
+var capsFileHandles = map[cli.InodeFileHandles]caps.FileHandles{
+	cli.FileHandlesNever:     caps.FileHandlesNever,
+	cli.FileHandlesPrefer:    caps.FileHandlesPrefer,
+	cli.FileHandlesFallback:  caps.FileHandlesPrefer,
+	cli.FileHandlesMandatory: caps.FileHandlesMandatory,
+}
+
 // reduceCaps keeps only the capabilities the daemon needs, as root only:
 // an unprivileged daemon neither changes its capabilities nor looks at
 // --modcaps.
@@ -175,7 +184,12 @@ func (d *daemon) reduceCaps() error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	if err := caps.Reduce(d.opts.Modcaps, d.opts.InodeFileHandles != cli.FileHandlesNever); err != nil {
+	c := caps.Config{
+		Modcaps:      d.opts.Modcaps,
+		ModcapsGiven: d.opts.ModcapsSet,
+		FileHandles:  capsFileHandles[d.opts.InodeFileHandles],
+	}
+	if err := c.Reduce(); err != nil {
 		return fatalf("%s", err.Error())
 	}
 	return nil
