@@ -311,3 +311,56 @@ func referenceList() []string {
 	missing := []string{"time", "epoll_create", "epoll_wait", "open", "getdents", "unlink"}
 	return slices.DeleteFunc(all, func(s string) bool { return slices.Contains(missing, s) })
 }
+
+// FuzzCompile compiles arbitrary number lists (two bytes per number, so
+// that lists are dense enough to collide and long enough to need far
+// jumps) and checks each member, its neighbours and a chosen number.
+func FuzzCompile(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 0, 2, 0}, uint32(1), true)
+	long := make([]byte, 2*1200)
+	for i := range 1200 {
+		binary.LittleEndian.PutUint16(long[2*i:], uint16(7*i))
+	}
+	f.Add(long, uint32(700), false)
+	f.Fuzz(func(t *testing.T, raw []byte, query uint32, x32 bool) {
+		if len(raw) > 2*1500 {
+			raw = raw[:2*1500]
+		}
+		var nrs []uint32
+		member := map[uint32]bool{}
+		for i := 0; i+1 < len(raw); i += 2 {
+			nr := uint32(binary.LittleEndian.Uint16(raw[i:]))
+			nrs = append(nrs, nr)
+			member[nr] = true
+		}
+		const arch, fallback = 0xc00000b7, 0x7ffc0000
+		prog, err := compile(filter{arch: arch, x32: x32, allowed: nrs, fallback: fallback})
+		if err != nil {
+			t.Fatalf("compile(%d numbers): %v", len(nrs), err)
+		}
+		check := func(nr uint32) {
+			got := mustRun(t, prog, seccompData{nr: int32(nr), arch: arch})
+			var want uint32
+			switch {
+			case x32 && nr&x32Bit != 0:
+				want = unix.SECCOMP_RET_KILL_PROCESS
+			case member[nr]:
+				want = unix.SECCOMP_RET_ALLOW
+			default:
+				want = fallback
+			}
+			if got != want {
+				t.Fatalf("nr %#x = %#x, want %#x", nr, got, want)
+			}
+		}
+		check(query)
+		for nr := range member {
+			check(nr)
+			check(nr + 1)
+			check(nr - 1)
+		}
+		if got := mustRun(t, prog, seccompData{nr: int32(query), arch: arch + 1}); got != unix.SECCOMP_RET_KILL_PROCESS {
+			t.Fatalf("foreign arch: %#x", got)
+		}
+	})
+}
