@@ -122,6 +122,7 @@ var victims = map[string]func() error{
 	"unavailable": unavailableVictim,
 	"tsync":       tsyncVictim,
 	"stopcont":    stopContVictim,
+	"every":       everyVictim,
 }
 
 func victim(name string) {
@@ -817,4 +818,40 @@ func TestInstallStopCont(t *testing.T) {
 	if err != nil || !strings.Contains(string(rest), "survived") {
 		t.Fatalf("victim after SIGCONT: %v\nstdout:\n%s\nstderr:\n%s", cmd.ProcessState, rest, errOut.String())
 	}
+}
+
+// notProbed are the entries everyVictim does not call with bad arguments:
+// they would end the thread or the process, or corrupt it. The other
+// victims make them anyway (threads start and end, signals return, the
+// process exits).
+var notProbed = []string{"exit", "exit_group", "rt_sigreturn", "clone", "clone3"}
+
+// everyVictim makes every other allowed call under the kill filter, with
+// arguments the kernel rejects (descriptor -1, address -1, invalid flags),
+// so that only the filter's verdict matters: surviving proves the kernel
+// allows each number.
+func everyVictim() error {
+	o := Options{Action: ActionKill, Syslog: true}
+	if err := Install(o); err != nil {
+		return err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const bad = ^uintptr(0)
+	n := 0
+	for _, s := range selected(o) {
+		if slices.Contains(notProbed, s.name) {
+			continue
+		}
+		unix.RawSyscall6(uintptr(s.nr), bad, bad, bad, bad, bad, bad)
+		n++
+	}
+	fmt.Printf("survived %d calls\n", n)
+	return nil
+}
+
+func TestInstallEveryAllowedCall(t *testing.T) {
+	stdout, stderr, state := runVictim(t, "every")
+	requireVictimOK(t, "every", stdout, stderr, state)
+	t.Log(strings.TrimSpace(stdout))
 }
