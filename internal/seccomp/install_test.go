@@ -123,6 +123,7 @@ var victims = map[string]func() error{
 	"tsync":       tsyncVictim,
 	"stopcont":    stopContVictim,
 	"every":       everyVictim,
+	"wait":        waitVictim,
 }
 
 func victim(name string) {
@@ -854,4 +855,46 @@ func TestInstallEveryAllowedCall(t *testing.T) {
 	stdout, stderr, state := runVictim(t, "every")
 	requireVictimOK(t, "every", stdout, stderr, state)
 	t.Log(strings.TrimSpace(stdout))
+}
+
+// waitVictim installs the filter and waits to be killed.
+func waitVictim() error {
+	if err := Install(Options{Action: ActionKill}); err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+// TestInstallFatalSignal: a signal whose default action ends the process
+// (SIGINT, which the daemon does not handle) still does so under the
+// filter. The runtime catches it first and re-raises it with tgkill.
+func TestInstallFatalSignal(t *testing.T) {
+	bin, err := buildVictim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), victimEnv+"=wait")
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("victim said %q (%v); stderr:\n%s", line, err, errOut.String())
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if sig := signalled(cmd.ProcessState); sig != unix.SIGINT {
+		t.Errorf("victim ended with %v, want killed by SIGINT; stderr:\n%s", cmd.ProcessState, errOut.String())
+	}
 }
