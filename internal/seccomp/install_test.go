@@ -729,8 +729,8 @@ func TestInstallTSYNCFailure(t *testing.T) {
 	t.Log(strings.TrimSpace(stdout))
 }
 
-// stopContVictim sleeps in nanosleep on a known thread while the test
-// stops and continues the process.
+// stopContVictim sleeps in nanosleep on a known thread, for much longer
+// than the test lasts, while the test stops and continues the process.
 func stopContVictim() error {
 	if err := Install(Options{Action: ActionKill}); err != nil {
 		return err
@@ -738,22 +738,40 @@ func stopContVictim() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	fmt.Printf("sleeping tid=%d\n", unix.Gettid())
-	ts := unix.Timespec{Sec: 2}
+	ts := unix.Timespec{Sec: 3600}
 	for {
 		if err := unix.Nanosleep(&ts, &ts); err != unix.EINTR {
-			if err != nil {
-				return err
-			}
-			break
+			return err
 		}
 	}
-	fmt.Println("survived")
-	return nil
+}
+
+// waitSyscall waits until the thread's current system call (proc(5),
+// /proc/pid/task/tid/syscall) is nr. /proc gives no notification, so it
+// polls, with a deadline.
+func waitSyscall(t *testing.T, pid, tid, nr int) {
+	t.Helper()
+	path := fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("waiting for system call %d: %v", nr, err)
+		}
+		if strings.HasPrefix(string(b), strconv.Itoa(nr)+" ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d never entered system call %d: %q", tid, nr, b)
+		}
+		runtime.Gosched()
+	}
 }
 
 // TestInstallStopCont stops and continues a filtered process while a
 // thread sleeps: the kernel resumes the sleep, and the timed futex waits of
-// the runtime's idle threads, through restart_syscall.
+// the runtime's idle threads, through restart_syscall, which the filter
+// must allow.
 func TestInstallStopCont(t *testing.T) {
 	bin, err := buildVictim()
 	if err != nil {
@@ -770,54 +788,59 @@ func TestInstallStopCont(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
 	pid := cmd.Process.Pid
-	rd := bufio.NewReader(out)
-	line, err := rd.ReadString('\n')
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
 	var tid int
 	if _, serr := fmt.Sscanf(line, "sleeping tid=%d", &tid); err != nil || serr != nil {
 		t.Fatalf("victim said %q (%v); stderr:\n%s", line, err, errOut.String())
 	}
-	// Wait for the thread to be inside nanosleep: /proc gives no
-	// notification, so poll its current system call, with a deadline.
-	sysFile := fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		b, err := os.ReadFile(sysFile)
-		if err != nil {
-			t.Fatal(err)
+	waitSyscall(t, pid, tid, unix.SYS_NANOSLEEP)
+
+	// wait4 reports the stop (WUNTRACED) or the death of the victim
+	// without reaping a stopped one.
+	wait := func(opts int) unix.WaitStatus {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, opts, nil)
+			if err != unix.EINTR {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ws
+			}
 		}
-		if strings.HasPrefix(string(b), strconv.Itoa(unix.SYS_NANOSLEEP)+" ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("thread %d never entered nanosleep: %q", tid, b)
-		}
-		runtime.Gosched()
 	}
 	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil)
-		if err != unix.EINTR {
-			if err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	if !ws.Stopped() {
-		t.Fatalf("victim did not stop: %#x", ws)
+	if ws := wait(unix.WUNTRACED); !ws.Stopped() {
+		t.Fatalf("victim did not stop: %#x; stderr:\n%s", ws, errOut.String())
 	}
 	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	rest, _ := io.ReadAll(rd)
-	err = cmd.Wait()
-	if err != nil || !strings.Contains(string(rest), "survived") {
-		t.Fatalf("victim after SIGCONT: %v\nstdout:\n%s\nstderr:\n%s", cmd.ProcessState, rest, errOut.String())
+	// Resumed: the sleeping thread is now in restart_syscall. Had the
+	// filter refused it, the process would be gone (waitSyscall fails
+	// reading /proc), killed by SIGSYS.
+	path := fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.HasPrefix(string(b), strconv.Itoa(unix.SYS_RESTART_SYSCALL)+" ") {
+			break
+		}
+		var ws unix.WaitStatus
+		if p, _ := unix.Wait4(pid, &ws, unix.WNOHANG, nil); p == pid {
+			t.Fatalf("victim died after SIGCONT: %#x (signal %v); stderr:\n%s", ws, ws.Signal(), errOut.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d not back asleep after SIGCONT: %q, %v", tid, b, err)
+		}
+		runtime.Gosched()
 	}
 }
 
