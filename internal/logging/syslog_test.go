@@ -52,3 +52,43 @@ func TestSyslog(t *testing.T) {
 		}
 	}
 }
+
+// TestSyslogNoReconnect: once the logger's socket is gone, records are
+// dropped; the handler never makes a new connection, which the seccomp
+// filter would forbid (socket and connect) and the sandbox would make
+// pointless.
+func TestSyslogNoReconnect(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	listen := func() int {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	first := listen()
+	h, err := dialSyslog("unixgram", path, slog.LevelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := slog.New(h)
+	l.Info("one")
+	buf := make([]byte, 1024)
+	if _, _, err := unix.Recvfrom(first, buf, 0); err != nil {
+		t.Fatalf("first record: %v", err)
+	}
+	unix.Close(first)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	second := listen()
+	defer unix.Close(second)
+	l.Info("two")
+	l.Info("three")
+	if n, _, err := unix.Recvfrom(second, buf, 0); err != unix.EAGAIN {
+		t.Errorf("a new logger socket got %q (%v); records must be dropped, not sent over a new connection", buf[:max(n, 0)], err)
+	}
+}
