@@ -22,10 +22,6 @@ import (
 	"virtiofsd/internal/testutil/frontend"
 )
 
-// seccompArgs is added to every sandbox test's command line. The daemon's
-// default is --seccomp=kill; tests pass none until the filter is in place.
-var seccompArgs = []string{"--seccomp=none"}
-
 // testUser is the unprivileged account that scripts/setup.sh creates for
 // the sandbox tests, with subordinate ID ranges for newuidmap/newgidmap.
 const testUser = "virtiofsd-test"
@@ -142,7 +138,7 @@ func daemonCmd(t *testing.T, f sandboxFixture, listenFD bool, cred *syscall.Cred
 	} else {
 		args = append(args, "--socket-path", f.sock)
 	}
-	args = append(append(args, seccompArgs...), extra...)
+	args = append(args, extra...)
 	cmd.Args = append([]string{binPath}, args...)
 	cmd.Env = cleanEnv()
 	if cred != nil {
@@ -554,7 +550,7 @@ func TestSandboxOptionErrors(t *testing.T) {
 		{[]string{"--gid-map=:0:1000:1:"}, "ERROR Error entering sandbox: gid_map can only be used by unprivileged user where sandbox mod is namespace (Use '--sandbox namespace' instead)"},
 		{[]string{"--gid-map=:0:1000:1:", "--sandbox=none"}, "ERROR Error entering sandbox: gid_map can only be used by unprivileged user where sandbox mod is namespace (Use '--sandbox namespace' instead)"},
 	} {
-		r := runDaemon(t, append([]string{"--shared-dir", shared, "--socket-path", sock}, append(seccompArgs, tt.args...)...)...)
+		r := runDaemon(t, append([]string{"--shared-dir", shared, "--socket-path", sock}, tt.args...)...)
 		msgs := logMessages(t, r.stderr)
 		if r.code != 1 || len(msgs) == 0 || msgs[len(msgs)-1] != tt.want {
 			t.Errorf("%q: exit %d, log %q; want exit 1, last %q", tt.args, r.code, msgs, tt.want)
@@ -567,7 +563,7 @@ func TestSandboxOptionErrors(t *testing.T) {
 func TestSandboxBadFD(t *testing.T) {
 	needRoot(t)
 	shared, _ := paths(t)
-	r := runDaemon(t, append([]string{"--shared-dir", shared, "--fd=99"}, seccompArgs...)...)
+	r := runDaemon(t, "--shared-dir", shared, "--fd=99")
 	msgs := logMessages(t, r.stderr)
 	const want = "ERROR Failed to start daemon: Bad file descriptor (os error 9)"
 	if r.code != 1 || len(msgs) == 0 || msgs[len(msgs)-1] != want {
@@ -625,8 +621,8 @@ mount --bind "$1/null" /dev/null
 ln -s "$2" /dev/log
 shift 2
 exec "$@"`
-	args := append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh", oldDev, logSock,
-		binPath, "--shared-dir", f.shared, "--socket-path", f.sock, "--syslog"}, seccompArgs...)
+	args := []string{"--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh", oldDev, logSock,
+		binPath, "--shared-dir", f.shared, "--socket-path", f.sock, "--syslog"}
 	cmd := exec.Command(unshare, args...)
 	cmd.Env = cleanEnv()
 	d := &daemonProc{cmd: cmd, done: make(chan struct{})}
