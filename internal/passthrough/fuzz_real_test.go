@@ -61,10 +61,18 @@ type fuzzBox struct {
 	uid, gid uint32
 	// before is the snapshot of everything outside scratch.
 	before string
+
+	// One file system, server and worker serve every input, each input
+	// being a session from INIT to DESTROY (a Worker holds 2 MiB of
+	// buffers, too much to allocate per input).
+	fs     *FS
+	w      *fuse.Worker
+	panics fuzzPanics
+	out    []byte
 }
 
 func newFuzzBox(f *testing.F) *fuzzBox {
-	top := f.TempDir()
+	top := fuzzTempDir(f)
 	b := &fuzzBox{
 		top:      top,
 		sentinel: filepath.Join(top, "sentinel"),
@@ -90,7 +98,33 @@ func newFuzzBox(f *testing.F) *fuzzBox {
 		f.Fatal(err)
 	}
 	b.before = b.snapshot(f)
+	fsys, err := New(testConfig(b.scratch))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(fsys.Close)
+	b.fs = fsys
+	b.w = fuse.NewServerWithOptions(fsys, fuse.Options{Log: slog.New(&b.panics)}).NewWorker()
+	b.out = make([]byte, 1<<17)
 	return b
+}
+
+// fuzzTempDir returns a new temporary directory, on the tmpfs at /dev/shm
+// when there is one: the inputs create, write and sync files by the
+// thousand, which should not cost disk writes (SYNCFS and FSYNC flush the
+// whole file system).
+func fuzzTempDir(f *testing.F) string {
+	var st unix.Statfs_t
+	if unix.Statfs("/dev/shm", &st) == nil && st.Type == unix.TMPFS_MAGIC {
+		if dir, err := os.MkdirTemp("/dev/shm", "FuzzRealFS"); err == nil {
+			f.Cleanup(func() {
+				emptyDir(dir)
+				os.Remove(dir)
+			})
+			return dir
+		}
+	}
+	return f.TempDir()
 }
 
 // snapshot describes the listing of top and the sentinel tree, scratch
@@ -169,7 +203,7 @@ func (b *fuzzBox) reset(t testing.TB) {
 		g := filepath.Join(s, "sgid")
 		mk(os.Mkdir(g, 0o777))
 		mk(os.Chown(g, 0, 5000))
-		mk(os.Chmod(g, 0o2777))
+		mk(unix.Chmod(g, 0o2777))
 	}
 }
 
@@ -242,6 +276,18 @@ func (h *fuzzPanics) Handle(_ context.Context, r slog.Record) error {
 	}
 	return nil
 }
+func (h *fuzzPanics) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n, h.first = 0, ""
+}
+
+func (h *fuzzPanics) get() (int, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n, h.first
+}
+
 func (h *fuzzPanics) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *fuzzPanics) WithGroup(string) slog.Handler      { return h }
 
@@ -264,19 +310,10 @@ type fuzzRun struct {
 
 func (b *fuzzBox) run(t *testing.T, data []byte) {
 	b.reset(t)
-	var panics fuzzPanics
-	cfg := testConfig(b.scratch)
-	fsys, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys.Close()
-	srv := fuse.NewServerWithOptions(fsys, fuse.Options{Log: slog.New(&panics)})
-	r := &fuzzRun{t: t, box: b, fs: fsys, data: data, nodes: []uint64{RootID}, out: make([]byte, 1<<17)}
+	b.panics.reset()
+	r := &fuzzRun{t: t, box: b, fs: b.fs, w: b.w, data: data, nodes: []uint64{RootID}, out: b.out}
 	fdsBefore := openFDList(t)
-
 	onLockedThread(t, func() {
-		r.w = srv.NewWorker()
 		r.init()
 		for i := 0; i < fuzzMaxOps && len(r.data) > 0 && r.failed == ""; i++ {
 			r.step()
@@ -286,8 +323,8 @@ func (b *fuzzBox) run(t *testing.T, data []byte) {
 	if r.failed != "" {
 		t.Fatal(r.failed)
 	}
-	if panics.n != 0 {
-		t.Fatalf("server recovered %d panics; first:\n%s", panics.n, panics.first)
+	if n, first := b.panics.get(); n != 0 {
+		t.Fatalf("server recovered %d panics; first:\n%s", n, first)
 	}
 	if after := openFDList(t); after != fdsBefore {
 		t.Fatalf("descriptors before INIT:\n%s\nafter DESTROY:\n%s", fdsBefore, after)
