@@ -389,6 +389,14 @@ func TestEscapeProcSelfFD(t *testing.T) {
 		} {
 			mustOK(t, "symlink", os.Symlink(target, filepath.Join(tr.shared, name)))
 		}
+		// A procfs inside the share, mounted before the daemon starts so
+		// that a sandbox's bind mount of the share includes it.
+		mp := filepath.Join(tr.shared, "procfs")
+		mustOK(t, "mkdir", os.Mkdir(mp, 0o755))
+		procMounted := unix.Mount("proc", mp, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		if procMounted == nil {
+			t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
+		}
 		d := startDaemonIn(t, spec, tr.shared, startOpts{})
 		before := snapshot(t, tr.top, "shared")
 
@@ -422,13 +430,9 @@ func TestEscapeProcSelfFD(t *testing.T) {
 			mustFail(t, "OPEN "+name, err)
 		}
 
-		// A procfs inside the share.
-		mp := filepath.Join(tr.shared, "procfs")
-		mustOK(t, "mkdir", os.Mkdir(mp, 0o755))
-		if err := unix.Mount("proc", mp, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-			t.Skipf("cannot mount procfs: %v", err)
+		if procMounted != nil {
+			t.Skipf("cannot mount procfs: %v", procMounted)
 		}
-		t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
 		p := must[fe.EntryOut](t, "LOOKUP procfs")(d.FE.Lookup(root, "procfs"))
 		self := must[fe.EntryOut](t, "LOOKUP procfs/self")(d.FE.Lookup(p.NodeID, "self"))
 		if self.Attr.Mode&unix.S_IFMT != unix.S_IFLNK {
