@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -98,6 +99,25 @@ func newFuzzBox(f *testing.F) *fuzzBox {
 		f.Fatal(err)
 	}
 	b.before = b.snapshot(f)
+	if b.root {
+		// The daemon process is a member of the set-gid directory's
+		// group, as in CVE-2022-0358: guest users' creations must still
+		// not keep S_ISGID there (fuzzRun.created). setgroups applies to
+		// every thread of the process (syscall.Setgroups); no test of this
+		// package runs in parallel with a fuzz target.
+		old, err := syscall.Getgroups()
+		if err != nil {
+			f.Fatal(err)
+		}
+		if err := syscall.Setgroups(append(old, 5000)); err != nil {
+			f.Fatal(err)
+		}
+		f.Cleanup(func() {
+			if err := syscall.Setgroups(old); err != nil {
+				panic(err)
+			}
+		})
+	}
 	fsys, err := New(testConfig(b.scratch))
 	if err != nil {
 		f.Fatal(err)
@@ -452,9 +472,55 @@ func (r *fuzzRun) serve(op fuse.Opcode, nodeid uint64, body []byte) (int32, []by
 
 func (r *fuzzRun) init() {
 	flags := uint32(fuse.FUSE_INIT_EXT | fuse.FUSE_DO_READDIRPLUS | fuse.FUSE_READDIRPLUS_AUTO | fuse.FUSE_SUBMOUNTS)
-	if e, _ := r.serve(fuse.FUSE_INIT, 0, le(uint32(7), uint32(38), uint32(1<<17), flags, make([]byte, 48))); e != 0 {
+	flags2 := uint32(fuse.FUSE_CREATE_SUPP_GROUP >> 32)
+	if e, _ := r.serve(fuse.FUSE_INIT, 0, le(uint32(7), uint32(38), uint32(1<<17), flags, flags2, make([]byte, 44))); e != 0 {
 		r.failed = fmt.Sprintf("INIT = %d", e)
 	}
+}
+
+// groups returns, as root and when the next byte says so, a
+// supplementary-group request extension and its groups.
+func (r *fuzzRun) groups() ([]byte, []uint32) {
+	c := r.byte()
+	if !r.box.root || c&1 == 0 {
+		return nil, nil
+	}
+	set := []uint32{1000, 5000, 65534, 0}
+	gids := []uint32{set[(c>>1)%4]}
+	if c&8 != 0 {
+		gids = append(gids, set[(c>>4)%4])
+	}
+	b := le(uint32(8+8+4*len(gids)+4*(len(gids)%2)), uint32(fuse.FUSE_EXT_GROUPS), uint32(len(gids)))
+	for _, g := range gids {
+		b = le(b, g)
+	}
+	if len(gids)%2 == 0 {
+		b = le(b, uint32(0)) // pad to 8 bytes
+	}
+	return b, gids
+}
+
+// created checks a successful MKNOD, MKDIR, SYMLINK or CREATE reply made
+// for guest uid:gid with supplementary groups gids: a non-directory that
+// kept S_ISGID must belong to one of the requester's groups
+// (CVE-2022-0358). Requests from guest uid 0 run unswitched, with the
+// daemon's privileges, and are not checked.
+func (r *fuzzRun) created(uid, gid uint32, gids []uint32, e int32, p []byte) {
+	r.entry(e, p)
+	if e != 0 || len(p) < 116 || uid == 0 || r.failed != "" {
+		return
+	}
+	mode := binary.LittleEndian.Uint32(p[100:])
+	fgid := binary.LittleEndian.Uint32(p[112:])
+	if mode&unix.S_ISGID == 0 || mode&unix.S_IFMT == unix.S_IFDIR || fgid == gid {
+		return
+	}
+	for _, g := range gids {
+		if g == fgid {
+			return
+		}
+	}
+	r.failed = fmt.Sprintf("uid %d gid %d groups %v created a set-gid object of group %d (mode %#o)", uid, gid, gids, fgid, mode)
 }
 
 // entry records the node of a successful LOOKUP-like reply and checks that
@@ -557,21 +623,24 @@ var fuzzOps = []func(r *fuzzRun){
 		n, name := r.node(), r.name()
 		target := fuzzTargets[int(r.byte())%len(fuzzTargets)]
 		uid, gid := r.id(r.box.uid), r.id(r.box.gid)
-		e, p := r.serveAs(fuse.FUSE_SYMLINK, n, uid, gid, le(name, []byte(target+"\x00")))
-		r.entry(e, p)
+		ext, gids := r.groups()
+		e, p := r.serveAs(fuse.FUSE_SYMLINK, n, uid, gid, le(name, []byte(target+"\x00"), ext))
+		r.created(uid, gid, gids, e, p)
 	},
 	func(r *fuzzRun) { // MKNOD
 		n, name, mode := r.node(), r.name(), r.mode()
 		rdev := fuzzRdevs[int(r.byte())%len(fuzzRdevs)]
 		uid, gid := r.id(r.box.uid), r.id(r.box.gid)
-		e, p := r.serveAs(fuse.FUSE_MKNOD, n, uid, gid, le(mode, rdev, uint32(0o022), uint32(0), name))
-		r.entry(e, p)
+		ext, gids := r.groups()
+		e, p := r.serveAs(fuse.FUSE_MKNOD, n, uid, gid, le(mode, rdev, uint32(0o022), uint32(0), name, ext))
+		r.created(uid, gid, gids, e, p)
 	},
 	func(r *fuzzRun) { // MKDIR
 		n, name, mode := r.node(), r.name(), r.mode()
 		uid, gid := r.id(r.box.uid), r.id(r.box.gid)
-		e, p := r.serveAs(fuse.FUSE_MKDIR, n, uid, gid, le(mode, uint32(0o022), name))
-		r.entry(e, p)
+		ext, gids := r.groups()
+		e, p := r.serveAs(fuse.FUSE_MKDIR, n, uid, gid, le(mode, uint32(0o022), name, ext))
+		r.created(uid, gid, gids, e, p)
 	},
 	func(r *fuzzRun) { // UNLINK
 		r.serve(fuse.FUSE_UNLINK, r.node(), r.name())
@@ -667,9 +736,11 @@ var fuzzOps = []func(r *fuzzRun){
 		n, name := r.node(), r.name()
 		flags, mode := r.u32(), r.mode()
 		uid, gid := r.id(r.box.uid), r.id(r.box.gid)
-		e, p := r.serveAs(fuse.FUSE_CREATE, n, uid, gid, le(flags, mode, uint32(0o022), uint32(r.byte()&1), name))
+		openFlags := uint32(r.byte() & 1)
+		ext, gids := r.groups()
+		e, p := r.serveAs(fuse.FUSE_CREATE, n, uid, gid, le(flags, mode, uint32(0o022), openFlags, name, ext))
 		if e == 0 && len(p) >= 128+16 {
-			r.entry(e, p)
+			r.created(uid, gid, gids, e, p)
 			r.handle(binary.LittleEndian.Uint64(p), e, p[128:])
 		}
 	},
