@@ -501,18 +501,20 @@ func (r *fuzzRun) groups() ([]byte, []uint32) {
 }
 
 // created checks a successful MKNOD, MKDIR, SYMLINK or CREATE reply made
-// for guest uid:gid with supplementary groups gids: a non-directory that
-// kept S_ISGID must belong to one of the requester's groups
-// (CVE-2022-0358). Requests from guest uid 0 run unswitched, with the
-// daemon's privileges, and are not checked.
-func (r *fuzzRun) created(uid, gid uint32, gids []uint32, e int32, p []byte) {
+// for guest uid:gid with supplementary groups gids; fresh tells that the
+// reply is for a new object (not CREATE opening an existing file). A new
+// non-directory that is set-gid and group-executable must belong to one of
+// the requester's groups (CVE-2022-0358; without group execute permission
+// S_ISGID grants nothing and the kernel keeps it). Requests from guest
+// uid 0 run unswitched, with the daemon's privileges, and are not checked.
+func (r *fuzzRun) created(uid, gid uint32, gids []uint32, fresh bool, e int32, p []byte) {
 	r.entry(e, p)
-	if e != 0 || len(p) < 116 || uid == 0 || r.failed != "" {
+	if e != 0 || len(p) < 116 || uid == 0 || !fresh || r.failed != "" {
 		return
 	}
 	mode := binary.LittleEndian.Uint32(p[100:])
 	fgid := binary.LittleEndian.Uint32(p[112:])
-	if mode&unix.S_ISGID == 0 || mode&unix.S_IFMT == unix.S_IFDIR || fgid == gid {
+	if mode&(unix.S_ISGID|unix.S_IXGRP) != unix.S_ISGID|unix.S_IXGRP || mode&unix.S_IFMT == unix.S_IFDIR || fgid == gid {
 		return
 	}
 	for _, g := range gids {
@@ -625,7 +627,7 @@ var fuzzOps = []func(r *fuzzRun){
 		uid, gid := r.id(r.box.uid), r.id(r.box.gid)
 		ext, gids := r.groups()
 		e, p := r.serveAs(fuse.FUSE_SYMLINK, n, uid, gid, le(name, []byte(target+"\x00"), ext))
-		r.created(uid, gid, gids, e, p)
+		r.created(uid, gid, gids, true, e, p)
 	},
 	func(r *fuzzRun) { // MKNOD
 		n, name, mode := r.node(), r.name(), r.mode()
@@ -633,14 +635,14 @@ var fuzzOps = []func(r *fuzzRun){
 		uid, gid := r.id(r.box.uid), r.id(r.box.gid)
 		ext, gids := r.groups()
 		e, p := r.serveAs(fuse.FUSE_MKNOD, n, uid, gid, le(mode, rdev, uint32(0o022), uint32(0), name, ext))
-		r.created(uid, gid, gids, e, p)
+		r.created(uid, gid, gids, true, e, p)
 	},
 	func(r *fuzzRun) { // MKDIR
 		n, name, mode := r.node(), r.name(), r.mode()
 		uid, gid := r.id(r.box.uid), r.id(r.box.gid)
 		ext, gids := r.groups()
 		e, p := r.serveAs(fuse.FUSE_MKDIR, n, uid, gid, le(mode, uint32(0o022), name, ext))
-		r.created(uid, gid, gids, e, p)
+		r.created(uid, gid, gids, true, e, p)
 	},
 	func(r *fuzzRun) { // UNLINK
 		r.serve(fuse.FUSE_UNLINK, r.node(), r.name())
@@ -740,7 +742,7 @@ var fuzzOps = []func(r *fuzzRun){
 		ext, gids := r.groups()
 		e, p := r.serveAs(fuse.FUSE_CREATE, n, uid, gid, le(flags, mode, uint32(0o022), openFlags, name, ext))
 		if e == 0 && len(p) >= 128+16 {
-			r.created(uid, gid, gids, e, p)
+			r.created(uid, gid, gids, flags&unix.O_EXCL != 0, e, p)
 			r.handle(binary.LittleEndian.Uint64(p), e, p[128:])
 		}
 	},
