@@ -771,8 +771,9 @@ var fuzzOps = []func(r *fuzzRun){
 		}
 	},
 	func(r *fuzzRun) { // DESTROY and a new INIT: nothing may survive
+		// The IDs of the old session stay candidates: they must all be
+		// stale now (node and handle IDs are never reused).
 		r.serve(fuse.FUSE_DESTROY, 0, nil)
-		r.nodes, r.fhs = r.nodes[:1], r.fhs[:0]
 		r.init()
 	},
 }
@@ -844,32 +845,50 @@ func fuzzRealSeeds() [][]byte {
 	u32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	b := func(v ...byte) []byte { return v }
+	// Creations; typ indexes fuzzTypes (0 regular, 1 directory, 5
+	// character device), uid and gid index the IDs of fuzzRun.id (1 is
+	// 1000), grp is the groups byte (0 none, 3 the group 5000).
+	create := func(node byte, name string, flags uint32, typ byte, perm uint16, uid, gid, grp byte) []byte {
+		return cat(b(fzCreate, node, n(name)), u32(flags), b(typ), u16(perm), b(uid, gid, 0, grp))
+	}
+	mkdir := func(node byte, name string, perm uint16, uid, gid, grp byte) []byte {
+		return cat(b(fzMkdir, node, n(name), 1), u16(perm), b(uid, gid, grp))
+	}
+	mknod := func(node byte, name string, typ byte, perm uint16, rdev, uid, gid, grp byte) []byte {
+		return cat(b(fzMknod, node, n(name), typ), u16(perm), b(rdev, uid, gid, grp))
+	}
+	open := func(node byte, flags uint32) []byte { return cat(b(fzOpen, node), u32(flags), b(0)) }
+	setattr := func(node byte, valid uint32, size uint16, typ byte, perm uint16) []byte {
+		return cat(b(fzSetattr, node), u32(valid), b(0), u16(size), make([]byte, 8), b(typ), u16(perm), b(0, 0))
+	}
 	return [][]byte{
 		// LOOKUP every escaping symlink, then walk through them.
 		cat(b(fzLookup, 0, n("up")), b(fzLookup, 1, n("secret")), b(fzLookup, 0, n("abs")), b(fzLookup, 2, n("secret")),
-			b(fzLookup, 0, n("secretlink")), b(fzOpen, 3), u32(unix.O_RDWR|unix.O_TRUNC), b(0),
-			b(fzReadlink, 2), b(fzSetattr, 3), u32(fuse.FATTR_SIZE|fuse.FATTR_MODE), b(0, 0, 0), make([]byte, 8), b(1), u16(0o7777), b(0, 0)),
+			b(fzLookup, 0, n("secretlink")), open(3, unix.O_RDWR|unix.O_TRUNC),
+			b(fzReadlink, 2), setattr(3, fuse.FATTR_SIZE|fuse.FATTR_MODE, 0, 1, 0o7777)),
 		// Hostile names in every name-taking operation.
-		cat(b(fzLookup, 0, n("..")), b(fzMkdir, 0, n("../secret"), 1), u16(0o755), b(0),
-			b(fzMknod, 0, n("/"), 0), u16(0o644), b(0, 0), b(fzSymlink, 0, n(""), 0, 0, 0),
-			b(fzCreate, 0, n("../secret")), u32(unix.O_RDWR|unix.O_TRUNC), b(0), u16(0o644), b(0, 0),
+		cat(b(fzLookup, 0, n("..")), mkdir(0, "../secret", 0o755, 0, 0, 0),
+			mknod(0, "/", 0, 0o644, 0, 0, 0, 0), b(fzSymlink, 0, n(""), 0, 0, 0, 0),
+			create(0, "../secret", unix.O_RDWR|unix.O_TRUNC, 0, 0o644, 0, 0, 0),
 			b(fzRename, 0, n("file"), 0, n("../../sibling/inner")), b(fzLink, 0, 0, n("dir/sub")),
 			b(fzUnlink, 0, n("../secret")), b(fzRmdir, 0, n("..")), b(fzLookup, 0, n(strings.Repeat("b", 256)))),
-		// Set-gid creation as another user in a set-gid directory.
-		cat(b(fzLookup, 0, n("sgid")), b(fzCreate, 1, n("new")), u32(unix.O_RDWR), b(0), u16(0o2755), b(1, 1, 0),
-			b(fzMkdir, 1, n("x"), 1), u16(0o2755), b(1, 1), b(fzMknod, 1, n("y"), 0), u16(0o2755), b(0, 1, 1)),
+		// Set-gid creations as another user in a set-gid directory,
+		// without and with the directory's group.
+		cat(b(fzLookup, 0, n("sgid")), create(1, "new", unix.O_RDWR|unix.O_EXCL, 0, 0o2755, 1, 1, 0),
+			mkdir(1, "x", 0o2755, 1, 1, 0), mknod(1, "y", 0, 0o2755, 0, 1, 1, 0),
+			create(1, "dev", unix.O_RDWR|unix.O_EXCL, 0, 0o2755, 1, 1, 3), mknod(1, "tmp", 0, 0o2755, 0, 1, 1, 3)),
 		// FIFO and device nodes are never opened for real.
-		cat(b(fzLookup, 0, n("fifo")), b(fzOpen, 1), u32(unix.O_RDWR), b(0), b(fzOpen, 1), u32(unix.O_WRONLY|unix.O_NONBLOCK), b(0),
-			b(fzSetattr, 1), u32(fuse.FATTR_SIZE), b(0, 0, 0), make([]byte, 8), b(0), u16(0), b(0, 0),
-			b(fzMknod, 0, n("x"), 5), u16(0o666), b(2, 0, 0), b(fzOpen, 2), u32(unix.O_RDWR), b(0), b(fzSyncfs, 2),
-			b(fzCreate, 0, n("fifo")), u32(unix.O_RDWR), b(0), u16(0o644), b(0, 0)),
+		cat(b(fzLookup, 0, n("fifo")), open(1, unix.O_RDWR), open(1, unix.O_WRONLY|unix.O_NONBLOCK),
+			setattr(1, fuse.FATTR_SIZE, 0, 0, 0),
+			mknod(0, "x", 5, 0o666, 2, 0, 0, 0), open(2, unix.O_RDWR), b(fzSyncfs, 2),
+			create(0, "fifo", unix.O_RDWR, 0, 0o644, 0, 0, 0)),
 		// Open, write, read, copy, rename across directories, link.
-		cat(b(fzLookup, 0, n("file")), b(fzOpen, 1), u32(unix.O_RDWR), b(0), b(fzWrite, 1, 0), u16(3), b(4), []byte("abcd"), b(0), u32(0),
+		cat(b(fzLookup, 0, n("file")), open(1, unix.O_RDWR), b(fzWrite, 1, 0), u16(3), b(4), []byte("abcd"), b(0), u32(0),
 			b(fzRead, 1, 0), u16(0), u16(64), b(fzLookup, 0, n("dir")), b(fzRename, 0, n("file"), 2, n("new")),
 			b(fzLink, 1, 0, n("x")), b(fzCopyFileRange, 1, 0), u16(0), b(1, 0), u16(20), u16(5), b(0),
 			b(fzOpendir, 2), u32(0), b(fzReaddirplus, 2, 1, 0), b(fzRelease, 1, 0)),
 		// Forget a node, then use its old ID while new ones are handed out.
 		cat(b(fzLookup, 0, n("file")), b(fzForget, 1, 1), b(fzGetattr, 1, 0, 0), b(fzLookup, 0, n("dir")),
-			b(fzGetattr, 0xfd), b(fzOpen, 1), u32(0), b(0), b(fzReinit), b(fzGetattr, 1, 0, 0)),
+			b(fzGetattr, 0xfd, 0, 0), open(1, unix.O_RDONLY), b(fzReinit), b(fzGetattr, 1, 0, 0), b(fzGetattr, 2, 0, 0)),
 	}
 }
