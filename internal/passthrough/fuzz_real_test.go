@@ -30,7 +30,10 @@ import (
 //     link counts, mtimes and ctimes of the sentinel tree and its parent);
 //   - every object the guest was handed a node for lies inside scratch;
 //   - every handle the guest opened is a regular file or a directory (no
-//     FIFO, device or socket is ever opened for real);
+//     FIFO, device or socket is ever opened for real), inside scratch;
+//   - a guest user's new set-gid, group-executable file belongs to one of
+//     that user's groups, although the process is a member of the set-gid
+//     directory's group (CVE-2022-0358);
 //   - after DESTROY the process holds exactly the descriptors it held
 //     before INIT;
 //   - the server recovered no panic.
@@ -40,9 +43,9 @@ import (
 // names are picked by one byte each from the IDs seen in earlier replies and
 // from a small dictionary (fuzzNames) that includes "..", "/", "", "." and
 // over-long names, so that most inputs are valid-ish requests. Missing bytes
-// read as zero. As root, requests come from uid/gid 0, 1000 or 65534, so
-// creations run with switched credentials; otherwise from the test's own
-// IDs.
+// read as zero. As root, requests come from uid/gid 0, 1000, 65534 or
+// 5000, so that creations run with switched credentials, and may carry a
+// supplementary-group extension; otherwise from the test's own IDs.
 func FuzzRealFS(f *testing.F) {
 	for _, seed := range fuzzRealSeeds() {
 		f.Add(seed)
@@ -367,7 +370,6 @@ func openFDList(t testing.TB) string {
 		lines = append(lines, e.Name()+" -> "+l)
 	}
 	sort.Strings(lines)
-	// The ReadDir descriptor itself shows up with a varying target.
 	return fmt.Sprintf("%d descriptors\n%s", len(lines), strings.Join(lines, "\n"))
 }
 
