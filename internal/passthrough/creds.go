@@ -30,6 +30,8 @@ type credGuard struct {
 //   - uid 0 and the daemon's own euid are not switched (likewise for gids);
 //   - the request's supplementary groups replace the thread's list even
 //     when no switch happens (all of them: the reference accepts only one);
+//   - without them, a uid or gid switch runs with no supplementary group
+//     (the reference has none left after start-up);
 //   - a uid switch clears the effective capabilities (the saved uid stays
 //     0, so the permitted set is kept); unless the guest negotiated
 //     FUSE_CREATE_SUPP_GROUP, CAP_DAC_OVERRIDE is raised again because the
@@ -44,7 +46,8 @@ type credGuard struct {
 // the same thread on every path; mkAsGuest and createAsGuest do that.
 func (fs *FS) switchCreds(c *fuse.Context, g *credGuard) unix.Errno {
 	*g = credGuard{fs: fs, oldUID: uint32(unix.Geteuid()), oldGID: uint32(unix.Getegid())}
-	if c.HasSuppGID {
+	switching := (c.GID != 0 && c.GID != g.oldGID) || (c.UID != 0 && c.UID != g.oldUID)
+	if c.HasSuppGID || switching {
 		n, e := sysGetgroups(nil)
 		if e != 0 {
 			return e
@@ -56,15 +59,26 @@ func (fs *FS) switchCreds(c *fuse.Context, g *credGuard) unix.Errno {
 			}
 			g.groups = g.groups[:n]
 		}
-		one := [1]uint32{c.SuppGID}
-		gids := c.SuppGIDs
-		if len(gids) == 0 {
-			gids = one[:]
+		// Without the extension the guest user gets no supplementary
+		// group at all: the daemon's own groups must not count for it.
+		// Otherwise a file it creates with S_ISGID in a set-group-ID
+		// directory of one of the daemon's groups would keep the bit
+		// (CVE-2022-0358). The reference drops the process's groups at
+		// start-up; this also covers a daemon that was started with some.
+		var gids []uint32
+		if c.HasSuppGID {
+			one := [1]uint32{c.SuppGID}
+			gids = c.SuppGIDs
+			if len(gids) == 0 {
+				gids = one[:]
+			}
 		}
-		if e := sysSetgroups(gids); e != 0 {
-			return e
+		if c.HasSuppGID || n > 0 {
+			if e := sysSetgroups(gids); e != 0 {
+				return e
+			}
+			g.setGroups = true
 		}
-		g.setGroups = true
 	}
 	if c.GID != 0 && c.GID != g.oldGID {
 		if e := sysSetresgid(c.GID); e != 0 {
