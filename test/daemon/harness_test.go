@@ -128,11 +128,14 @@ func (l *lockedBuffer) String() string {
 
 // startOpts configures a daemon run.
 type startOpts struct {
-	args     []string // extra command-line arguments
-	defaults bool     // run with the default sandbox and seccomp
-	fe       frontend.Options
-	noInit   bool // skip FUSE_INIT
-	noFE     bool // do not connect
+	args []string // extra command-line arguments
+	// unsandboxed adds --sandbox=none --seccomp=none; by default a daemon
+	// runs with its default sandbox (namespace) and seccomp filter (kill),
+	// as users run it.
+	unsandboxed bool
+	fe          frontend.Options
+	noInit      bool // skip FUSE_INIT
+	noFE        bool // do not connect
 	// listenFD: pass a listening socket as fd 3 with --fd=3 instead of
 	// --socket-path.
 	listenFD bool
@@ -192,7 +195,7 @@ func startDaemonIn(t testing.TB, spec *daemonSpec, shared string, o startOpts) *
 		lf = os.NewFile(uintptr(fd), "listener")
 		args = []string{"--shared-dir", shared, "--fd=3"}
 	}
-	if !o.defaults {
+	if o.unsandboxed {
 		args = append(args, "--sandbox=none", "--seccomp=none")
 	}
 	args = append(args, o.args...)
@@ -267,8 +270,52 @@ func (d *daemon) alive() error {
 	}
 }
 
-// Pid returns the daemon's process ID.
+// Pid returns the process ID of the daemon the test started. In the
+// namespace sandbox that is the waiting parent; ServingPid is the process
+// that serves.
 func (d *daemon) Pid() int { return d.cmd.Process.Pid }
+
+// ServingPid returns the process that serves the socket: the started
+// process itself, or in the namespace sandbox its child (PID 1 of the new
+// PID namespace). The reference's short-lived ID-mapping helper is never
+// running once the front-end has been answered.
+func (d *daemon) ServingPid() int {
+	d.t.Helper()
+	pid := d.Pid()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kids := childrenOf(pid)
+		if len(kids) == 0 {
+			return pid
+		}
+		if len(kids) == 1 {
+			return kids[0]
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s daemon %d has several children: %v", d.spec.name, pid, kids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// childrenOf lists the children of every thread of process pid.
+func childrenOf(pid int) []int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var kids []int
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			var k int
+			if _, err := fmt.Sscan(f, &k); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
+}
 
 // Log returns the daemon's output so far.
 func (d *daemon) Log() string { return d.stderr.String() }
@@ -345,7 +392,7 @@ func (d *daemon) cleanup() {
 // fdCount returns the number of open fds of the daemon.
 func (d *daemon) fdCount() int {
 	d.t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Pid()))
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.ServingPid()))
 	if err != nil {
 		d.t.Fatalf("count daemon fds: %v", err)
 	}
@@ -354,7 +401,7 @@ func (d *daemon) fdCount() int {
 
 // fdList describes the daemon's open fds, for leak reports.
 func (d *daemon) fdList() string {
-	dir := fmt.Sprintf("/proc/%d/fd", d.Pid())
+	dir := fmt.Sprintf("/proc/%d/fd", d.ServingPid())
 	ents, _ := os.ReadDir(dir)
 	var b strings.Builder
 	for _, e := range ents {

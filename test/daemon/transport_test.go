@@ -205,19 +205,3 @@ func TestFDLeaks(t *testing.T) {
 		}
 	})
 }
-
-// TestDefaultSandbox runs the daemon with its default sandbox and seccomp
-// settings once.
-func TestDefaultSandbox(t *testing.T) {
-	forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
-		d := startDaemon(t, spec, startOpts{defaults: true})
-		writeHost(t, filepath.Join(d.Shared, "f"), []byte("sandboxed"), 0o644)
-		e := must[fe.EntryOut](t, "LOOKUP")(d.FE.Lookup(root, "f"))
-		o := must[fe.OpenOut](t, "OPEN")(d.FE.Open(e.NodeID, unix.O_RDONLY))
-		if b := must[[]byte](t, "READ")(d.FE.Read(e.NodeID, o.Fh, 0, 100)); string(b) != "sandboxed" {
-			t.Errorf("READ = %q", b)
-		}
-		roundTrip(t, d, "w", 65536)
-		d.disconnect()
-	})
-}

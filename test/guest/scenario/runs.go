@@ -75,6 +75,25 @@ var Runs = []Run{
 		},
 	},
 	{
+		// Every other run uses the daemons' default sandbox (namespace)
+		// and seccomp filter (kill); these two boot without a sandbox and
+		// in the chroot sandbox.
+		Name:       "sandbox-none",
+		DaemonArgs: []string{"--sandbox=none", "--seccomp=none"},
+		Checks:     []string{"mount", "statfs", "seed-tree", "create-small", "mmap", "guest-tree", "umount"},
+		Expected: func() []Entry {
+			return []Entry{file("small.txt", 0o644, GuestSmall), file("mmap.bin", 0o644, GuestMmap())}
+		},
+	},
+	{
+		Name:       "sandbox-chroot",
+		DaemonArgs: []string{"--sandbox=chroot"},
+		Checks:     []string{"mount", "statfs", "seed-tree", "create-small", "mmap", "guest-tree", "umount"},
+		Expected: func() []Entry {
+			return []Entry{file("small.txt", 0o644, GuestSmall), file("mmap.bin", 0o644, GuestMmap())}
+		},
+	},
+	{
 		Name:       "readonly",
 		DaemonArgs: []string{"--readonly"},
 		Checks:     []string{"mount", "seed-tree", "readonly", "umount"},
