@@ -226,7 +226,7 @@ func runPair(t *testing.T, specs [2]*daemonSpec, seeds [2][]seedEntry, set diffO
 	var ds [2]*daemon
 	for i, spec := range specs {
 		tw := newTwin(t, filepath.Join(dir, fmt.Sprintf("%d-%s", i, spec.name)), seeds[i], 17*i)
-		ds[i] = startDaemonIn(t, spec, tw.share, startOpts{args: set.args, noInit: true})
+		ds[i] = startDaemonIn(t, spec, tw.share, startOpts{args: set.args, noInit: true, refUnsandboxed: true})
 		runs[i] = newDrun(ds[i], tw)
 	}
 	p := &pairResult{}

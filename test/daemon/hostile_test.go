@@ -362,7 +362,7 @@ func TestHostileChains(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
-				d := startDaemon(t, spec, startOpts{fe: c.opts})
+				d := startDaemon(t, spec, startOpts{fe: c.opts, refUnsandboxed: true})
 				writeHost(t, filepath.Join(d.Shared, "file"), []byte("x"), 0o644)
 				fdsBefore := d.fdCount()
 				q, head, reply := c.build(t, d)
@@ -398,7 +398,7 @@ func TestHostileChains(t *testing.T) {
 // entries than the ring holds.
 func TestHostileAvailIndex(t *testing.T) {
 	forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
-		d := startDaemon(t, spec, startOpts{})
+		d := startDaemon(t, spec, startOpts{refUnsandboxed: true})
 		q := d.FE.Queues[1]
 		good := q.AvailIdx()
 		q.SetAvailIdx(good + uint16(q.Size) + 5)
@@ -433,7 +433,7 @@ func TestHostileNames(t *testing.T) {
 		writeHost(t, filepath.Join(shared, "sub", "inside"), []byte("inside"), 0o644)
 		os.Symlink("..", filepath.Join(shared, "up"))
 		os.Symlink(top, filepath.Join(shared, "abs"))
-		d := startDaemonIn(t, spec, shared, startOpts{})
+		d := startDaemonIn(t, spec, shared, startOpts{refUnsandboxed: true})
 		secret := hostStat(t, filepath.Join(top, "secret")).Ino
 		topIno := hostStat(t, top).Ino
 		before := listDir(t, top)

@@ -120,13 +120,16 @@ func TestInodeFileHandlesNoSupport(t *testing.T) {
 	for _, mode := range []string{"prefer", "mandatory"} {
 		t.Run(mode, func(t *testing.T) {
 			forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
-				d := startDaemon(t, spec, startOpts{args: []string{"--inode-file-handles=" + mode}})
-				mp := filepath.Join(d.Shared, "proc")
-				mustOK(t, "mkdir", os.Mkdir(mp, 0o755))
+				// Mounted before the daemon starts, so that the sandbox's
+				// recursive bind mount of the share includes it.
+				shared := filepath.Join(t.TempDir(), "shared")
+				mp := filepath.Join(shared, "proc")
+				mustOK(t, "mkdir", os.MkdirAll(mp, 0o755))
 				if err := unix.Mount("proc", mp, "proc", 0, ""); err != nil {
 					t.Skipf("cannot mount procfs: %v", err)
 				}
 				t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
+				d := startDaemonIn(t, spec, shared, startOpts{args: []string{"--inode-file-handles=" + mode}})
 				e, err := d.FE.Lookup(root, "proc")
 				if mode == "mandatory" {
 					wantErrno(t, "LOOKUP procfs", err, unix.EOPNOTSUPP)
@@ -145,8 +148,9 @@ func TestInodeFileHandlesNoSupport(t *testing.T) {
 				if n := strings.Count(d.Log(), want); n != 1 {
 					t.Errorf("%d fallback warnings, want 1:\n%s", n, d.Log())
 				}
-				if !strings.Contains(d.Log(), `"`+mp+`"`) {
-					t.Errorf("fallback warning does not name the mount point %s:\n%s", mp, d.Log())
+				// Named as the sandboxed daemon sees it: the share is "/".
+				if !strings.Contains(d.Log(), `"/proc"`) {
+					t.Errorf("fallback warning does not name the mount point /proc:\n%s", d.Log())
 				}
 				d.serves()
 			})
@@ -320,7 +324,9 @@ func TestInodeFileHandlesStartup(t *testing.T) {
 				}
 				t.Cleanup(func() { unix.Unmount(shared, unix.MNT_DETACH) })
 				args := []string{"--inode-file-handles=" + mode}
-				lines := []string{`Filesystem mounted on "` + shared + `" (mount ID: `}
+				// In the namespace sandbox the shared directory is the
+				// root, and mount points are named as the daemon sees them.
+				lines := []string{`Filesystem mounted on "/" (mount ID: `}
 				if mode == "mandatory" {
 					d := startDaemonIn(t, spec, shared, startOpts{args: args, noFE: true})
 					d.skipExitCheck = true
