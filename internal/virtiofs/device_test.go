@@ -234,10 +234,10 @@ func TestDisabledRingDropsKicks(t *testing.T) {
 }
 
 // TestBadAvailIndexWaitsForKick has the driver move avail->idx more than
-// the queue size ahead of the device (virtio v1.2 §2.7.13 forbids it). The
-// worker must log the broken ring once, stop processing it until the next
-// kick instead of spinning, and serve the ring again once the index is
-// valid.
+// the queue size ahead of the device (the ring holds at most that many,
+// virtio v1.2 §2.7.6). The worker must log the broken ring once, stop
+// processing it until the next kick instead of spinning, and serve the
+// ring again once the index is valid.
 func TestBadAvailIndexWaitsForKick(t *testing.T) {
 	modes(t, func(t *testing.T, pool int, eventIdx bool) {
 		p := newLoopProbe(1)

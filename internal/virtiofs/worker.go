@@ -306,8 +306,9 @@ func (w *queueWorker) pop(t *guestmem.Table, c *virtqueue.Chain) (got, more bool
 
 // ringUnusable records that the ring as a whole cannot be processed, for
 // example because the driver moved avail->idx more than the queue size
-// ahead of the last index we consumed (virtio v1.2 §2.7.13: the driver
-// adds at most queue-size buffers; spec/vhost.md §2.3 step 3).
+// ahead of the last index we consumed (virtio v1.2 §2.7.6: the ring holds
+// at most queue-size entries, so the driver cannot have made more
+// available).
 //
 // Over vhost-user the device cannot set DEVICE_NEEDS_RESET (the device
 // status belongs to the front-end), so the queue is not declared dead:
