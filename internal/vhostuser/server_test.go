@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/linux"
 )
 
 func newFront(t *testing.T) *frontend {
@@ -294,7 +296,7 @@ func TestDeviceState(t *testing.T) {
 	}
 	// The back-end closed its end: the reader sees EOF.
 	var buf [1]byte
-	if n, err := unix.Read(p[0], buf[:]); n != 0 || err != nil {
+	if n, err := linux.Read(p[0], buf[:]); n != 0 || err != nil {
 		t.Errorf("read state pipe = %d, %v, want EOF", n, err)
 	}
 	unix.Close(p[0])
