@@ -223,9 +223,7 @@ func TestDisabledRingDropsKicks(t *testing.T) {
 	d.ack(vhostuser.VHOST_USER_SET_VRING_ENABLE, vstate(1, 0))
 	d.post(1, []byte("later"), []byte("later"))
 	d.kick(1)
-	// The worker has consumed the kick once it waits again with the kick
-	// eventfd empty (only the worker reads it).
-	p.waitIdle(t, 1000, func(probeState) bool { return !d.pending(d.q[1].kick) })
+	p.waitIdle(t, 1000, d.q[1].kick, func(probeState) bool { return true })
 	if d.usedIdx(1) != 0 {
 		t.Fatal("disabled ring was processed")
 	}
@@ -252,12 +250,12 @@ func TestBadAvailIndexWaitsForKick(t *testing.T) {
 		d.kick(1)
 		// Rounds left over from the set-up are few; a worker that retries
 		// the bad index without waiting runs without bound.
-		st := p.waitIdle(t, 50, func(probeState) bool { return strings.Contains(d.logs.String(), msg) })
+		st := p.waitIdle(t, 50, d.q[1].kick, func(probeState) bool { return strings.Contains(d.logs.String(), msg) })
 		for range 3 {
 			// Every kick re-checks the ring once, and says nothing new.
 			prev := st.rounds
 			d.kick(1)
-			st = p.waitIdle(t, prev+1, func(s probeState) bool { return s.rounds > prev })
+			st = p.waitIdle(t, prev+1, d.q[1].kick, func(s probeState) bool { return s.rounds > prev })
 		}
 		if n := strings.Count(d.logs.String(), msg); n != 1 {
 			t.Errorf("broken ring logged %d times, want once:\n%s", n, d.logs.String())
@@ -288,7 +286,7 @@ func TestPoolSurvivesPopFaults(t *testing.T) {
 	d.post(1, []byte("before"), []byte("before"))
 	d.kick(1)
 	d.waitDone(1, 1)
-	st := p.waitIdle(t, 1000, func(probeState) bool { return true })
+	st := p.waitIdle(t, 1000, d.q[1].kick, func(probeState) bool { return true })
 
 	if err := unix.Ftruncate(d.memfd, 0); err != nil {
 		t.Fatal(err)
@@ -298,7 +296,7 @@ func TestPoolSurvivesPopFaults(t *testing.T) {
 		d.kick(1)
 		// A lost request makes the worker block for a free one: it never
 		// waits for events again.
-		st = p.waitIdle(t, 1000, func(s probeState) bool { return s.rounds > prev })
+		st = p.waitIdle(t, 1000, d.q[1].kick, func(s probeState) bool { return s.rounds > prev })
 	}
 	if n := strings.Count(d.logs.String(), "queue processing aborted"); n < 2*pool+1 {
 		t.Fatalf("%d faults logged, want at least %d:\n%s", n, 2*pool+1, d.logs.String())
@@ -448,7 +446,7 @@ func TestGuestMemoryVanishes(t *testing.T) {
 				t.Fatal(err)
 			}
 			d.kick(1)
-			p.waitIdle(t, 1000, func(probeState) bool { return strings.Contains(d.logs.String(), "aborted") })
+			p.waitIdle(t, 1000, d.q[1].kick, func(probeState) bool { return strings.Contains(d.logs.String(), "aborted") })
 			if got := d.call(vhostuser.VHOST_USER_GET_FEATURES, nil); got != features {
 				t.Fatalf("GET_FEATURES after memory loss = %#x", got)
 			}

@@ -302,13 +302,6 @@ func (d *testDev) recvCall(req vhostuser.Request, payload []byte) []byte {
 	return d.recv(req)
 }
 
-// pending reports whether the eventfd fd is signalled, without consuming
-// the signal.
-func (d *testDev) pending(fd int) bool {
-	d.t.Helper()
-	return pollNow(d.t, fd)
-}
-
 func pollNow(t *testing.T, fd int) bool {
 	t.Helper()
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -508,12 +501,19 @@ func (p *loopProbe) hooks() *workerHooks {
 // probeState is a snapshot of a loopProbe.
 type probeState struct{ rounds, idles int }
 
-// waitIdle waits until the worker waits for events and done(state) holds.
-// It fails the test if the worker starts more than maxRounds rounds in
-// total (it spins) or nothing happens for replyTimeout.
-func (p *loopProbe) waitIdle(t *testing.T, maxRounds int, done func(probeState) bool) probeState {
+// waitIdle waits until the worker has consumed every kick on kickFD (the
+// test's copy of the queue's kick eventfd; only the worker reads it),
+// finished handling it, waits for events again, and done(state) holds. It
+// fails the test if the worker starts more than maxRounds rounds in total
+// (it spins) or nothing happens for replyTimeout.
+func (p *loopProbe) waitIdle(t *testing.T, maxRounds int, kickFD int, done func(probeState) bool) probeState {
 	t.Helper()
 	for {
+		// The kick is checked before the worker's state: a drained kick
+		// seen here and "waiting" seen afterwards mean the worker went back
+		// to waiting after it drained the kick (the wake-up hook clears
+		// "waiting" before the drain).
+		drained := !pollNow(t, kickFD)
 		p.mu.Lock()
 		st, waiting := probeState{p.rounds, p.idles}, p.waiting
 		p.mu.Unlock()
@@ -521,7 +521,7 @@ func (p *loopProbe) waitIdle(t *testing.T, maxRounds int, done func(probeState) 
 			t.Fatalf("queue %d worker ran %d processing rounds, want at most %d: it does not wait for kicks",
 				p.queue, st.rounds, maxRounds)
 		}
-		if waiting && done(st) {
+		if drained && waiting && done(st) {
 			return st
 		}
 		select {
