@@ -130,7 +130,7 @@ func TestGetVringBaseWaitsForInFlight(t *testing.T) {
 		d.kick(1)
 		select {
 		case <-d.h.entered:
-		case <-time.After(10 * time.Second):
+		case <-time.After(replyTimeout):
 			t.Fatal("request did not reach the handler")
 		}
 		d.send(vhostuser.VHOST_USER_GET_VRING_BASE, 0, vstate(1, 0))
