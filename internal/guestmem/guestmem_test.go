@@ -165,6 +165,9 @@ func TestAddRemove(t *testing.T) {
 	if err := m.Remove(0x2000, 0x1000); err != nil {
 		t.Fatal(err)
 	}
+	if n := m.Regions(); n != 2 {
+		t.Fatalf("Memory.Regions() after Remove = %d, want 2", n)
+	}
 	tb = m.Acquire()
 	defer tb.Release()
 	if _, ok := tb.Slice(0x2000, 1); ok {

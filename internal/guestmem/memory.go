@@ -101,6 +101,14 @@ func (m *Memory) Add(r *Region) error {
 	return nil
 }
 
+// Regions returns the number of regions of the current table.
+func (m *Memory) Regions() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Tables are immutable; the length can be read without a reference.
+	return m.cur.Load().Regions()
+}
+
 // ErrNoRegion is returned by Remove when no region matches.
 var ErrNoRegion = errors.New("no such memory region")
 

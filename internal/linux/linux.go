@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,6 +63,33 @@ func EpollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
 		return n, os.NewSyscallError("epoll_wait", err)
 	}
 	return n, nil
+}
+
+// Poll wraps unix.Poll, retrying on EINTR with the time that is left. A
+// negative timeout waits without limit. It returns the number of entries of
+// fds with events, 0 when the timeout expired.
+func Poll(fds []unix.PollFd, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		msec := -1
+		if timeout >= 0 {
+			left := time.Until(deadline)
+			if left < 0 {
+				left = 0
+			}
+			// Round up: poll(2) would otherwise return early and
+			// spin on the last sub-millisecond.
+			msec = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		n, err := unix.Poll(fds, msec)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, os.NewSyscallError("poll", err)
+		}
+		return n, nil
+	}
 }
 
 // Close closes fd if it is not negative. Errors are ignored: after close(2)

@@ -2,7 +2,9 @@ package linux
 
 import (
 	"os"
+	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,5 +103,62 @@ func TestProbeUnshareFS(t *testing.T) {
 	// simply agree with itself.
 	if err1, err2 := ProbeUnshareFS(), ProbeUnshareFS(); err1 != err2 {
 		t.Errorf("ProbeUnshareFS not cached: %v vs %v", err1, err2)
+	}
+}
+
+func TestPoll(t *testing.T) {
+	fd, err := NewEventfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, err := Poll(fds, 0); n != 0 || err != nil {
+		t.Fatalf("Poll(empty eventfd) = %d, %v, want 0, nil", n, err)
+	}
+	if err := Signal(fd); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Poll(fds, -1); n != 1 || err != nil || fds[0].Revents&unix.POLLIN == 0 {
+		t.Fatalf("Poll(signalled eventfd) = %d, %v, revents %#x, want 1, nil, POLLIN", n, err, fds[0].Revents)
+	}
+}
+
+// TestPollRetriesEINTR interrupts a waiting Poll with signals (SIGURG, the
+// signal the Go runtime uses for preemption): it must keep waiting until
+// the timeout instead of reporting EINTR.
+func TestPollRetriesEINTR(t *testing.T) {
+	fd, err := NewEventfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(fd)
+	type result struct {
+		n   int
+		err error
+	}
+	tids := make(chan int, 1)
+	res := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tids <- unix.Gettid()
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := Poll(fds, 300*time.Millisecond)
+		res <- result{n, err}
+	}()
+	tid := <-tids
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-res:
+			if r.n != 0 || r.err != nil {
+				t.Fatalf("Poll interrupted by signals = %d, %v, want 0, nil", r.n, r.err)
+			}
+			return
+		case <-tick.C:
+			unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
+		}
 	}
 }

@@ -33,6 +33,9 @@
 // memory regions are sorted instead of rejected when out of order.
 // SET_DEVICE_STATE_FD is answered with failure (0x101) as long as
 // DEVICE_STATE is not offered, and CHECK_DEVICE_STATE with 1.
+// SET_PROTOCOL_FEATURES with a bit that was not offered fails like
+// SET_FEATURES does, and ADD_MEM_REG beyond the GET_MAX_MEM_SLOTS count
+// (509) fails; the reference accepts both.
 //
 // # Descriptors
 //

@@ -2,6 +2,7 @@ package vhostuser
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"virtiofsd/internal/guestmem"
+	"virtiofsd/internal/linux"
 	"virtiofsd/internal/virtqueue"
 )
 
@@ -104,7 +106,7 @@ func startServer(t *testing.T, b *fakeBackend) *frontend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tv := unix.Timeval{Sec: 5}
+	tv := unix.Timeval{Sec: 30} // bounds a failing test only
 	unix.SetsockoptTimeval(sp[0], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	f := &frontend{t: t, fd: sp[0], b: b, done: make(chan error, 1)}
 	go func() { f.done <- Serve(sp[1], b, nil) }()
@@ -124,7 +126,7 @@ func (f *frontend) wait() error {
 		unix.Shutdown(f.fd, unix.SHUT_WR)
 		select {
 		case f.err = <-f.done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			f.t.Fatal("Serve did not return after disconnect")
 		}
 		f.exit = true
@@ -137,8 +139,8 @@ func (f *frontend) expectClosed() {
 	f.t.Helper()
 	var buf [64]byte
 	for {
-		n, err := unix.Read(f.fd, buf[:])
-		if err == unix.ECONNRESET {
+		n, err := linux.Read(f.fd, buf[:])
+		if errors.Is(err, unix.ECONNRESET) {
 			break
 		}
 		if err != nil {
@@ -151,7 +153,7 @@ func (f *frontend) expectClosed() {
 	select {
 	case f.err = <-f.done:
 		f.exit = true
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		f.t.Fatal("Serve did not return")
 	}
 	if f.err == nil {
@@ -166,8 +168,15 @@ func (f *frontend) sendRaw(hdr []byte, payload []byte, fds ...int) {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	if err := unix.Sendmsg(f.fd, msg, oob, nil, 0); err != nil {
-		f.t.Fatalf("send: %v", err)
+	for len(msg) > 0 {
+		n, err := unix.SendmsgN(f.fd, msg, oob, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			f.t.Fatalf("send: %v", err)
+		}
+		msg, oob = msg[n:], nil
 	}
 }
 
@@ -203,7 +212,7 @@ func (f *frontend) recv() (Header, []byte) {
 
 func readFull(fd int, p []byte) error {
 	for len(p) > 0 {
-		n, err := unix.Read(fd, p)
+		n, err := linux.Read(fd, p)
 		if err != nil {
 			return err
 		}

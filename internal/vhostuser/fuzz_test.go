@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/linux"
 )
 
 // FuzzVhostMessage checks the message decoder and validator on arbitrary
@@ -65,13 +67,13 @@ func FuzzVhostMessage(f *testing.F) {
 			defer close(drained)
 			var buf [4096]byte
 			for {
-				n, err := unix.Read(sp[0], buf[:])
+				n, err := linux.Read(sp[0], buf[:])
 				if n <= 0 || err != nil {
 					return
 				}
 			}
 		}()
-		unix.Write(sp[0], data)
+		linux.WriteAll(sp[0], data) // an error means Serve closed early
 		unix.Shutdown(sp[0], unix.SHUT_WR)
 		select {
 		case <-done:

@@ -458,7 +458,18 @@ func (s *server) getProtocolFeatures(m *message) error {
 	return s.sendU64(m.hdr.Request, s.lastProto)
 }
 
+// setProtocolFeatures stores the acked protocol features. Like
+// SET_FEATURES (virtio v1.2 §3.1.1: the driver accepts a subset of what the
+// device offers), a value with bits that GET_PROTOCOL_FEATURES does not
+// offer is refused; vhost-user.rst defines protocol features as negotiated
+// from the back-end's offer. The Rust virtiofsd stores any value; QEMU
+// only ever acks a subset of the offer, so the check costs no
+// compatibility. The previous value is kept on failure.
 func (s *server) setProtocolFeatures(m *message) error {
+	offered := s.b.ProtocolFeatures()
+	if m.u64&^offered != 0 {
+		return fmt.Errorf("protocol features %#x not a subset of %#x", m.u64, offered)
+	}
 	s.ackedProto = m.u64
 	return nil
 }
@@ -533,7 +544,16 @@ func (s *server) getMaxMemSlots(m *message) error {
 	return s.sendU64(m.hdr.Request, maxMemSlots)
 }
 
+// addMemReg maps one more region. The region count is limited to the
+// slot count advertised by GET_MAX_MEM_SLOTS (vhost-user.rst: the
+// front-end must not add more regions than the back-end supports); the
+// region is refused before it is mapped. The Rust virtiofsd advertises the
+// same 509 slots but enforces no limit; refusing bounds what a front-end
+// can make us map and keep open.
 func (s *server) addMemReg(m *message) error {
+	if s.mem.Regions() >= maxMemSlots {
+		return fmt.Errorf("add memory region: all %d slots in use", maxMemSlots)
+	}
 	r, err := guestmem.MapRegion(m.region, m.takeFD(0))
 	if err != nil {
 		return err

@@ -2,10 +2,13 @@ package vhostuser
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/linux"
 )
 
 func newFront(t *testing.T) *frontend {
@@ -214,10 +217,10 @@ func TestGates(t *testing.T) {
 }
 
 // TestLogBaseNotOffered checks that SET_LOG_BASE fails cleanly when
-// LOG_SHMFD was acked but never offered.
+// LOG_SHMFD was not offered (and therefore cannot have been acked).
 func TestLogBaseNotOffered(t *testing.T) {
 	f := newFront(t)
-	f.negotiate(testProto | VHOST_USER_PROTOCOL_F_LOG_SHMFD)
+	f.negotiate(testProto)
 	log := memfd(t, 4096)
 	f.send(VHOST_USER_SET_LOG_BASE, 0, append(u64(4096), u64(0)...), log)
 	unix.Close(log)
@@ -272,7 +275,7 @@ func TestConfig(t *testing.T) {
 	}
 
 	// Without a config space (no tag) the reply has size 0.
-	g := startServer(t, &fakeBackend{proto: testProto})
+	g := startServer(t, &fakeBackend{proto: testProto | VHOST_USER_PROTOCOL_F_CONFIG})
 	g.negotiate(testProto | VHOST_USER_PROTOCOL_F_CONFIG)
 	if c, data := getConfig(g, 0, 40); c.Size != 0 || len(data) != 0 {
 		t.Fatalf("GET_CONFIG without config = %+v, %d bytes", c, len(data))
@@ -293,7 +296,7 @@ func TestDeviceState(t *testing.T) {
 	}
 	// The back-end closed its end: the reader sees EOF.
 	var buf [1]byte
-	if n, err := unix.Read(p[0], buf[:]); n != 0 || err != nil {
+	if n, err := linux.Read(p[0], buf[:]); n != 0 || err != nil {
 		t.Errorf("read state pipe = %d, %v, want EOF", n, err)
 	}
 	unix.Close(p[0])
@@ -446,8 +449,9 @@ func TestUnsupportedRequests(t *testing.T) {
 		VHOST_USER_SET_STATUS, VHOST_USER_GET_STATUS, VHOST_USER_GET_SHARED_OBJECT,
 	} {
 		t.Run(req.String(), func(t *testing.T) {
-			f := newFront(t)
-			f.negotiate(^uint64(0)) // even with every protocol feature acked
+			// Even with every protocol feature offered and acked.
+			f := startServer(t, &fakeBackend{proto: ^uint64(0)})
+			f.negotiate(^uint64(0))
 			f.send(req, VHOST_USER_NEED_REPLY, u64(0))
 			f.expectClosed()
 		})
@@ -494,4 +498,50 @@ func TestOwnerAndBackendChannel(t *testing.T) {
 		t.Fatalf("backend channel after disconnect = %d, %v, want EOF", n, err)
 	}
 	unix.Close(sp[0])
+}
+
+// TestProtocolFeaturesNotOffered checks that SET_PROTOCOL_FEATURES with a
+// bit that GET_PROTOCOL_FEATURES did not offer fails (ack 1, then the
+// connection ends), like SET_FEATURES.
+func TestProtocolFeaturesNotOffered(t *testing.T) {
+	for _, extra := range []uint64{VHOST_USER_PROTOCOL_F_LOG_SHMFD, VHOST_USER_PROTOCOL_F_STATUS, 1 << 63} {
+		t.Run(fmt.Sprintf("%#x", extra), func(t *testing.T) {
+			f := newFront(t)
+			f.negotiate(testProto) // REPLY_ACK in effect
+			if got := f.ack(VHOST_USER_SET_PROTOCOL_FEATURES, u64(testProto|extra)); got != 1 {
+				t.Fatalf("SET_PROTOCOL_FEATURES(%#x) ack = %d, want 1", testProto|extra, got)
+			}
+			f.expectClosed()
+		})
+	}
+	t.Run("subset", func(t *testing.T) {
+		f := newFront(t)
+		f.negotiate(testProto)
+		if got := f.ack(VHOST_USER_SET_PROTOCOL_FEATURES, u64(VHOST_USER_PROTOCOL_F_REPLY_ACK)); got != 0 {
+			t.Fatalf("SET_PROTOCOL_FEATURES(REPLY_ACK) ack = %d, want 0", got)
+		}
+	})
+}
+
+// TestMemSlotLimit adds as many regions as GET_MAX_MEM_SLOTS allows; one
+// more is refused (ack 1, then the connection ends).
+func TestMemSlotLimit(t *testing.T) {
+	f := newFront(t)
+	f.negotiate(testProto)
+	slots := f.call(VHOST_USER_GET_MAX_MEM_SLOTS)
+	const size = 4096
+	fd := memfd(t, size)
+	defer unix.Close(fd)
+	region := func(i uint64) []byte {
+		return append(u64(0), regionBytes(i*size, size, 0x7f00_0000_0000+i*size, 0)...)
+	}
+	for i := range slots {
+		if got := f.ack(VHOST_USER_ADD_MEM_REG, region(i), fd); got != 0 {
+			t.Fatalf("ADD_MEM_REG #%d ack = %d, want 0", i+1, got)
+		}
+	}
+	if got := f.ack(VHOST_USER_ADD_MEM_REG, region(slots), fd); got != 1 {
+		t.Fatalf("ADD_MEM_REG #%d ack = %d, want 1", slots+1, got)
+	}
+	f.expectClosed()
 }

@@ -54,6 +54,7 @@ type Device struct {
 	cfg           Config
 	log           *slog.Logger
 	requestQueues int
+	hooks         *workerHooks // nil outside tests
 }
 
 // New returns a Device serving srv.

@@ -29,6 +29,17 @@
 // Whether unshare(CLONE_FS) is permitted is probed once before serving, and
 // Serve fails clearly if it is not.
 //
+// # Broken rings
+//
+// A driver that publishes an avail index more than the queue size ahead of
+// the device has broken its ring (virtio v1.2 §2.7.6). The worker logs
+// this once, stops processing the queue until the next kick, and re-checks
+// the index on every kick; once the index is valid again the queue is
+// served as usual. It never retries on its own, so a broken ring costs no
+// CPU. Chain-level faults (a bad descriptor, a fault on vanished guest
+// memory) fail that chain or pass only; pooled requests return to the free
+// list on every path, so no number of faults exhausts the pool.
+//
 // # Stopping and memory
 //
 // StopQueue (GET_VRING_BASE, RESET_DEVICE, disconnect) sets the worker's

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"virtiofsd/internal/linux"
 	"virtiofsd/internal/vhostuser"
 	"virtiofsd/internal/virtqueue"
 )
@@ -112,11 +113,18 @@ func openFDs(t *testing.T) int {
 // startDev runs a device with the fake handler and sets up both queues.
 func startDev(t *testing.T, poolSize int, eventIdx bool) *testDev {
 	t.Helper()
+	return startDevHooks(t, poolSize, eventIdx, nil)
+}
+
+// startDevHooks is startDev with hooks installed in every queue worker.
+func startDevHooks(t *testing.T, poolSize int, eventIdx bool, hooks *workerHooks) *testDev {
+	t.Helper()
 	before := openFDs(t)
 	h := newFakeHandler()
 	logs := &syncBuffer{}
 	dev := newDevice(h, Config{Tag: "testfs", ThreadPoolSize: poolSize,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	dev.hooks = hooks
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -217,43 +225,91 @@ func (d *testDev) send(req vhostuser.Request, flags uint32, payload []byte, fds 
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	if err := unix.Sendmsg(d.fd, msg, oob, nil, 0); err != nil {
-		d.t.Fatalf("send %v: %v", req, err)
+	for {
+		n, err := unix.SendmsgN(d.fd, msg, oob, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			d.t.Fatalf("send %v: %v", req, err)
+		}
+		if msg, oob = msg[n:], nil; len(msg) == 0 {
+			return
+		}
 	}
 }
 
-// readable reports whether a reply is waiting, within timeout.
+// readable reports whether a reply is waiting, within timeout. Signals
+// (the runtime's preemption signal in particular) do not cut the wait
+// short.
 func (d *testDev) readable(timeout time.Duration) bool {
+	d.t.Helper()
 	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
-	n, _ := unix.Poll(fds, int(timeout/time.Millisecond))
+	n, err := linux.Poll(fds, timeout)
+	if err != nil {
+		d.t.Fatal(err)
+	}
 	return n > 0
 }
 
+// replyTimeout bounds the wait for a reply that must come. It only decides
+// when a test fails, so it is generous: the machine may be loaded.
+const replyTimeout = 30 * time.Second
+
 func (d *testDev) recv(req vhostuser.Request) []byte {
 	d.t.Helper()
-	if !d.readable(10 * time.Second) {
+	if !d.readable(replyTimeout) {
 		d.t.Fatalf("no reply to %v", req)
 	}
 	hdr := make([]byte, 12)
-	if _, err := unix.Read(d.fd, hdr); err != nil {
-		d.t.Fatal(err)
-	}
+	d.readFull(hdr)
 	if got := vhostuser.Request(binary.LittleEndian.Uint32(hdr)); got != req || binary.LittleEndian.Uint32(hdr[4:]) != 5 {
 		d.t.Fatalf("reply %v flags %#x, want %v", got, binary.LittleEndian.Uint32(hdr[4:]), req)
 	}
 	body := make([]byte, binary.LittleEndian.Uint32(hdr[8:]))
-	if len(body) > 0 {
-		if _, err := unix.Read(d.fd, body); err != nil {
+	d.readFull(body)
+	return body
+}
+
+// readFull reads exactly len(p) bytes of a reply.
+func (d *testDev) readFull(p []byte) {
+	d.t.Helper()
+	for len(p) > 0 {
+		if !d.readable(replyTimeout) {
+			d.t.Fatal("reply cut short")
+		}
+		n, err := linux.Read(d.fd, p)
+		if err != nil {
 			d.t.Fatal(err)
 		}
+		if n == 0 {
+			d.t.Fatal("connection closed in the middle of a reply")
+		}
+		p = p[n:]
 	}
-	return body
 }
 
 func (d *testDev) call(req vhostuser.Request, payload []byte) uint64 {
 	d.t.Helper()
 	d.send(req, 0, payload)
 	return binary.LittleEndian.Uint64(d.recv(req))
+}
+
+// recvCall sends a request that always has a reply and returns the reply.
+func (d *testDev) recvCall(req vhostuser.Request, payload []byte) []byte {
+	d.t.Helper()
+	d.send(req, 0, payload)
+	return d.recv(req)
+}
+
+func pollNow(t *testing.T, fd int) bool {
+	t.Helper()
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := linux.Poll(fds, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
 
 func (d *testDev) ack(req vhostuser.Request, payload []byte, fds ...int) {
@@ -269,7 +325,7 @@ func (d *testDev) wait() error {
 		unix.Shutdown(d.fd, unix.SHUT_WR)
 		select {
 		case d.err = <-d.done:
-		case <-time.After(20 * time.Second):
+		case <-time.After(replyTimeout):
 			d.t.Fatal("Serve did not return")
 		}
 		d.exit = true
@@ -315,7 +371,7 @@ func (d *testDev) reapLocked(qi int) error {
 // returns its slot. It waits for a free slot if needed.
 func (d *testDev) post(qi int, req []byte, wantReply []byte) int {
 	q := d.q[qi]
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(replyTimeout)
 	for {
 		q.mu.Lock()
 		if err := d.reapLocked(qi); err != nil {
@@ -347,8 +403,7 @@ func (d *testDev) post(qi int, req []byte, wantReply []byte) int {
 }
 
 func (d *testDev) kick(qi int) {
-	var one = []byte{1, 0, 0, 0, 0, 0, 0, 0}
-	if _, err := unix.Write(d.q[qi].kick, one); err != nil {
+	if err := linux.Signal(d.q[qi].kick); err != nil {
 		panic(err)
 	}
 }
@@ -357,7 +412,7 @@ func (d *testDev) kick(qi int) {
 func (d *testDev) waitDone(qi, n int) {
 	d.t.Helper()
 	q := d.q[qi]
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(replyTimeout)
 	for {
 		q.mu.Lock()
 		err := d.reapLocked(qi)
@@ -394,4 +449,85 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// loopProbe observes one queue worker through workerHooks, so that tests
+// can wait for the worker to have handled an event and gone back to
+// waiting, instead of sleeping.
+type loopProbe struct {
+	queue   int
+	changed chan struct{} // signalled (non-blocking) on every update
+
+	mu      sync.Mutex
+	rounds  int  // processing rounds started
+	idles   int  // times the worker went back to waiting
+	waiting bool // in (or about to enter) its wait for events
+}
+
+func newLoopProbe(queue int) *loopProbe {
+	return &loopProbe{queue: queue, changed: make(chan struct{}, 1)}
+}
+
+func (p *loopProbe) update(f func()) {
+	p.mu.Lock()
+	f()
+	p.mu.Unlock()
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (p *loopProbe) hooks() *workerHooks {
+	return &workerHooks{
+		round: func(q int) {
+			if q == p.queue {
+				p.update(func() { p.rounds++; p.waiting = false })
+			}
+		},
+		idle: func(q int) {
+			if q == p.queue {
+				p.update(func() { p.idles++; p.waiting = true })
+			}
+		},
+		woke: func(q int) {
+			if q == p.queue {
+				p.update(func() { p.waiting = false })
+			}
+		},
+	}
+}
+
+// probeState is a snapshot of a loopProbe.
+type probeState struct{ rounds, idles int }
+
+// waitIdle waits until the worker has consumed every kick on kickFD (the
+// test's copy of the queue's kick eventfd; only the worker reads it),
+// finished handling it, waits for events again, and done(state) holds. It
+// fails the test if the worker starts more than maxRounds rounds in total
+// (it spins) or nothing happens for replyTimeout.
+func (p *loopProbe) waitIdle(t *testing.T, maxRounds int, kickFD int, done func(probeState) bool) probeState {
+	t.Helper()
+	for {
+		// The kick is checked before the worker's state: a drained kick
+		// seen here and "waiting" seen afterwards mean the worker went back
+		// to waiting after it drained the kick (the wake-up hook clears
+		// "waiting" before the drain).
+		drained := !pollNow(t, kickFD)
+		p.mu.Lock()
+		st, waiting := probeState{p.rounds, p.idles}, p.waiting
+		p.mu.Unlock()
+		if st.rounds > maxRounds {
+			t.Fatalf("queue %d worker ran %d processing rounds, want at most %d: it does not wait for kicks",
+				p.queue, st.rounds, maxRounds)
+		}
+		if drained && waiting && done(st) {
+			return st
+		}
+		select {
+		case <-p.changed:
+		case <-time.After(replyTimeout):
+			t.Fatalf("queue %d worker did not go back to waiting (%+v)", p.queue, st)
+		}
+	}
 }

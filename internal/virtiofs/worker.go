@@ -45,6 +45,24 @@ type queueWorker struct {
 	inflight sync.WaitGroup // chains handed to the pool and not yet pushed
 
 	errs errLimiter
+
+	// ringBroken is set while the driver's avail ring is unusable (see
+	// ringUnusable). Used only by the worker goroutine.
+	ringBroken bool
+
+	hooks *workerHooks // nil outside tests
+}
+
+// workerHooks let tests observe the worker loop without timing it. Every
+// function is optional and runs on the worker goroutine.
+type workerHooks struct {
+	// round runs at the start of every processing round.
+	round func(queue int)
+	// idle runs right before the worker waits for a kick or a control
+	// event.
+	idle func(queue int)
+	// woke runs when that wait returned, before the events are handled.
+	woke func(queue int)
 }
 
 // Epoll tokens.
@@ -62,6 +80,7 @@ func (b *backend) StartQueue(idx int, q *virtqueue.Queue, mem *guestmem.Memory, 
 	if err != nil {
 		return err
 	}
+	w.hooks = b.d.hooks
 	if err := w.start(); err != nil {
 		return err
 	}
@@ -170,7 +189,13 @@ func (w *queueWorker) run(ready chan<- error) {
 		w.process()
 	}
 	for {
+		if w.hooks != nil && w.hooks.idle != nil {
+			w.hooks.idle(w.idx)
+		}
 		n, err := linux.EpollWait(w.epfd, events[:], -1)
+		if w.hooks != nil && w.hooks.woke != nil {
+			w.hooks.woke(w.idx)
+		}
 		if err != nil {
 			w.log.Error("wait for queue events", "err", err)
 			return
@@ -216,7 +241,15 @@ func (w *queueWorker) process() {
 
 // round runs one pass with a fresh memory table reference and re-enables
 // kicks. It returns true if the ring must be processed again.
+//
+// A pass that ends because the ring itself is unusable (see ringUnusable)
+// still re-enables kicks, so that the driver's next kick reaches us, but
+// never asks for another round: re-reading an index that is still invalid
+// would spin without end.
 func (w *queueWorker) round() bool {
+	if w.hooks != nil && w.hooks.round != nil {
+		w.hooks.round(w.idx)
+	}
 	t := w.mem.Acquire()
 	defer t.Release()
 	w.pass(t)
@@ -225,10 +258,10 @@ func (w *queueWorker) round() bool {
 		w.errs.log(w.log, "re-enable queue notifications", err)
 		return false
 	}
-	return more
+	return more && !w.ringBroken
 }
 
-// pass pops and serves chains until the ring is empty.
+// pass pops and serves chains until the ring is empty or unusable.
 func (w *queueWorker) pass(t *guestmem.Table) {
 	for !w.stopping.Load() {
 		if w.pool != nil {
@@ -237,16 +270,12 @@ func (w *queueWorker) pass(t *guestmem.Table) {
 			}
 			continue
 		}
-		ok, err := w.q.Pop(t, w.chain)
-		if err != nil {
-			w.errs.log(w.log, "pop descriptor chain", err)
-			if ok {
-				continue
-			}
+		got, more := w.pop(t, w.chain)
+		if !more {
 			return
 		}
-		if !ok {
-			return
+		if !got {
+			continue
 		}
 		n := serveChain(w.fw, w.chain, w.log)
 		if err := w.q.Push(t, w.chain, n); err != nil {
@@ -255,22 +284,74 @@ func (w *queueWorker) pass(t *guestmem.Table) {
 	}
 }
 
+// pop takes the next chain into c. got reports that c holds a chain to
+// serve; more that the pass should go on (a malformed chain was skipped, or
+// c holds a chain).
+func (w *queueWorker) pop(t *guestmem.Table, c *virtqueue.Chain) (got, more bool) {
+	ok, err := w.q.Pop(t, c)
+	switch {
+	case err == nil:
+		w.ringUsable()
+		return ok, ok
+	case ok:
+		// One malformed chain, already completed or skipped.
+		w.ringUsable()
+		w.errs.log(w.log, "pop descriptor chain", err)
+		return false, true
+	default:
+		w.ringUnusable(err)
+		return false, false
+	}
+}
+
+// ringUnusable records that the ring as a whole cannot be processed, for
+// example because the driver moved avail->idx more than the queue size
+// ahead of the last index we consumed (virtio v1.2 §2.7.6: the ring holds
+// at most queue-size entries, so the driver cannot have made more
+// available).
+//
+// Over vhost-user the device cannot set DEVICE_NEEDS_RESET (the device
+// status belongs to the front-end), so the queue is not declared dead:
+// processing stops until the next kick, every kick re-checks the ring, and
+// a ring whose index becomes valid again is served again. The error is
+// logged once per episode, not once per kick.
+func (w *queueWorker) ringUnusable(err error) {
+	if w.ringBroken {
+		return
+	}
+	w.ringBroken = true
+	w.log.Error("queue ring unusable; waiting for the next kick", "err", err)
+}
+
+// ringUsable ends an episode started by ringUnusable.
+func (w *queueWorker) ringUsable() {
+	if w.ringBroken {
+		w.ringBroken = false
+		w.log.Info("queue ring usable again")
+	}
+}
+
 // submit pops one chain into a free pool request and queues it. It
-// returns false when the pass is over.
+// returns false when the pass is over. The request goes back to the free
+// list on every path that does not hand it to a pool thread, including a
+// fault on vanished guest memory while popping.
 func (w *queueWorker) submit(t *guestmem.Table) bool {
 	r := <-w.pool.free
-	ok, err := w.q.Pop(t, r.chain)
-	if err != nil {
-		w.errs.log(w.log, "pop descriptor chain", err)
-	}
-	if !ok || err != nil {
-		w.pool.free <- r
-		return ok
+	queued := false
+	defer func() {
+		if !queued {
+			w.pool.free <- r
+		}
+	}()
+	got, more := w.pop(t, r.chain)
+	if !got {
+		return more
 	}
 	t.Acquire() // released by the pool thread after Push
 	r.t, r.w = t, w
 	w.inflight.Add(1)
 	w.pool.work <- r
+	queued = true
 	return true
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"virtiofsd/internal/linux"
 	fe "virtiofsd/internal/testutil/frontend"
 )
 
@@ -130,7 +131,9 @@ func TestHostileVhostUser(t *testing.T) {
 			}
 			// A second header cut short, then our side shuts down.
 			b := []byte{1, 0, 0, 0, 1, 0}
-			unix.Write(f.Conn.FD, b)
+			if err := linux.WriteAll(f.Conn.FD, b); err != nil {
+				return err
+			}
 			return unix.Shutdown(f.Conn.FD, unix.SHUT_WR)
 		}},
 		{name: "truncated-payload", send: func(t *testing.T, f *fe.Frontend) error {

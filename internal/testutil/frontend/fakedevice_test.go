@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/linux"
 )
 
 // fakeDevice is a minimal vhost-user back-end written against the
@@ -108,7 +110,29 @@ func (d *fakeDevice) reply(req uint32, payload []byte) {
 	b := binary.LittleEndian.AppendUint32(nil, req)
 	b = binary.LittleEndian.AppendUint32(b, VHOST_USER_VERSION|VHOST_USER_REPLY)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
-	unix.Write(d.fd, append(b, payload...))
+	linux.WriteAll(d.fd, append(b, payload...))
+}
+
+// recvFull reads exactly len(p) bytes, the descriptors coming with the
+// first of them into oob. Signals do not interrupt it.
+func (d *fakeDevice) recvFull(p, oob []byte) (oobn int, err error) {
+	for got := 0; got < len(p); {
+		n, on, _, _, err := unix.Recvmsg(d.fd, p[got:], oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return oobn, err
+		}
+		if n == 0 {
+			return oobn, errors.New("connection closed")
+		}
+		if got == 0 {
+			oobn, oob = on, nil
+		}
+		got += n
+	}
+	return oobn, nil
 }
 
 func (d *fakeDevice) serve() {
@@ -116,8 +140,8 @@ func (d *fakeDevice) serve() {
 	for {
 		hdr := make([]byte, HeaderSize)
 		oob := make([]byte, unix.CmsgSpace(8*4))
-		n, oobn, _, _, err := unix.Recvmsg(d.fd, hdr, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_WAITALL)
-		if err != nil || n != HeaderSize {
+		oobn, err := d.recvFull(hdr, oob)
+		if err != nil {
 			return
 		}
 		var fds []int
@@ -130,10 +154,8 @@ func (d *fakeDevice) serve() {
 		req := binary.LittleEndian.Uint32(hdr)
 		flags := binary.LittleEndian.Uint32(hdr[4:])
 		p := make([]byte, binary.LittleEndian.Uint32(hdr[8:]))
-		if len(p) > 0 {
-			if n, _, err := unix.Recvfrom(d.fd, p, unix.MSG_WAITALL); err != nil || n != len(p) {
-				return
-			}
+		if _, err := d.recvFull(p, nil); err != nil {
+			return
 		}
 		d.mu.Lock()
 		d.log = append(d.log, req)
@@ -233,14 +255,13 @@ func (d *fakeDevice) process(r *fakeRing) {
 	le := binary.LittleEndian
 	for {
 		pfd := []unix.PollFd{{Fd: int32(r.kick), Events: unix.POLLIN}}
-		unix.Poll(pfd, 50)
+		linux.Poll(pfd, 50*time.Millisecond)
 		select {
 		case <-d.stop:
 			return
 		default:
 		}
-		var b [8]byte
-		unix.Read(r.kick, b[:])
+		linux.Drain(r.kick)
 		if d.silent.Load() {
 			continue
 		}
@@ -259,9 +280,7 @@ func (d *fakeDevice) process(r *fakeRing) {
 			if d.features&VIRTIO_RING_F_EVENT_IDX != 0 {
 				le.PutUint16(d.translate(r.used+4+8*uint64(r.num), 2), r.nextAvail)
 			}
-			var one [8]byte
-			binary.NativeEndian.PutUint64(one[:], 1)
-			unix.Write(r.call, one[:])
+			linux.Signal(r.call)
 		}
 		d.mu.Unlock()
 	}
@@ -310,7 +329,7 @@ func (d *fakeDevice) serveChain(r *fakeRing, head uint16) uint32 {
 func newTestFrontend(t *testing.T, opts Options) (*fakeDevice, *Frontend) {
 	dev, fd := newFakeDevice(t)
 	if opts.Timeout == 0 {
-		opts.Timeout = 5 * time.Second
+		opts.Timeout = 30 * time.Second // only bounds a failing test
 	}
 	f, err := New(fd, opts)
 	if err != nil {

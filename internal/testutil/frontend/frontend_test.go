@@ -68,7 +68,8 @@ func TestTimeoutAndClose(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Getattr on a silent device = %v, want ErrTimeout", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// Far above 300 ms (the machine may be loaded), below the 10 s default.
+	if d := time.Since(start); d > 8*time.Second {
 		t.Fatalf("timeout took %v", d)
 	}
 	unix.Shutdown(dev.fd, unix.SHUT_RDWR)
@@ -79,12 +80,14 @@ func TestTimeoutAndClose(t *testing.T) {
 }
 
 func TestAlive(t *testing.T) {
-	dev, f := newTestFrontend(t, Options{Timeout: 5 * time.Second})
+	// The death is noticed well before the timeout; the margin allows for
+	// a loaded machine.
+	dev, f := newTestFrontend(t, Options{Timeout: 30 * time.Second})
 	dev.silent.Store(true)
 	f.Conn.alive = func() error { return errors.New("daemon exited: status 3") }
 	start := time.Now()
 	_, err := f.Getattr(1)
-	if !errors.Is(err, ErrClosed) || time.Since(start) > 2*time.Second {
+	if !errors.Is(err, ErrClosed) || time.Since(start) > 15*time.Second {
 		t.Fatalf("Getattr with a dead daemon = %v after %v", err, time.Since(start))
 	}
 }

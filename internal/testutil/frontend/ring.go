@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"virtiofsd/internal/linux"
 )
 
 // Desc is one split-ring descriptor (virtio 1.2 §2.7.5).
@@ -301,7 +303,7 @@ func (q *Queue) PendingCall() bool { return drainEventfd(q.CallFD) }
 
 func drainEventfd(fd int) bool {
 	var b [8]byte
-	n, _ := unix.Read(fd, b[:])
+	n, _ := linux.Read(fd, b[:])
 	return n == 8
 }
 
