@@ -30,7 +30,7 @@ func (c Config) Reduce() error {
 	if err != nil {
 		return err
 	}
-	if err := apply(set); err != nil {
+	if err := apply(set, true); err != nil {
 		return applyError("can't apply the child capabilities", err)
 	}
 	return nil
@@ -43,8 +43,20 @@ func (c Config) Reduce() error {
 //
 // The error text is what the reference daemon logs (at error level, from
 // its module virtiofsd::util), "warning: " included.
+//
+// The bounding set can only be emptied with CAP_SETPCAP in the effective
+// set. A process without it (the parent of an unprivileged daemon, which
+// holds no capabilities in the initial user namespace) keeps its bounding
+// set and clears the rest; the reference's parent logs no warning there
+// either.
 func ClearAll() error {
-	if err := apply(0); err != nil {
+	bounding := true
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err == nil {
+		bounding = data[unix.CAP_SETPCAP/32].Effective&(1<<(unix.CAP_SETPCAP%32)) != 0
+	}
+	if err := apply(0, bounding); err != nil {
 		return applyError("warning: can't apply the parent capabilities", err)
 	}
 	return nil
@@ -68,7 +80,9 @@ func applyError(prefix string, err error) error {
 // empties the others. The order matters: dropping from the bounding set
 // (prctl(2) PR_CAPBSET_DROP) needs CAP_SETPCAP in the effective set, which
 // set usually lacks, so the bounding set is emptied before capset(2).
-func apply(set Set) error {
+//
+// bounding false leaves the bounding set as it is.
+func apply(set Set, bounding bool) error {
 	// A harmless call first, to tell a cgo binary apart from a failure.
 	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_READ, 0, 0); e != 0 {
 		if e == syscall.ENOTSUP {
@@ -85,7 +99,7 @@ func apply(set Set) error {
 	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 && e != syscall.EINVAL {
 		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", e)
 	}
-	for c := 0; c <= last; c++ {
+	for c := 0; c <= last && bounding; c++ {
 		if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); e != 0 {
 			return fmt.Errorf("prctl(PR_CAPBSET_DROP, %d): %w", c, e)
 		}
