@@ -112,15 +112,20 @@ func (d *daemon) waitNamespace(child *sandbox.Child) error {
 		unix.Close(d.listenFD)
 		d.listenFD = -1
 	}
-	sbLog := logging.WithModule(d.log, "sandbox")
-	releaseErr := child.Release()
-	if releaseErr != nil {
-		sbLog.Error("sandbox: couldn't setup id mappings: " + releaseErr.Error())
-	}
+	// The capabilities go before the copy is released, so that the
+	// parent holds none by the time anything is served. The bounding set,
+	// which would limit the set-user-ID newuidmap and newgidmap that
+	// Release may run, is only emptied as root, where no ID maps are
+	// written.
 	if err := caps.ClearAll(); err != nil {
 		// The text is the reference's ("warning: can't apply the parent
 		// capabilities: ..."), logged at error level as it does.
 		logging.WithModule(d.log, "util").Error(err.Error())
+	}
+	sbLog := logging.WithModule(d.log, "sandbox")
+	releaseErr := child.Release()
+	if releaseErr != nil {
+		sbLog.Error("sandbox: couldn't setup id mappings: " + releaseErr.Error())
 	}
 	ws, err := child.Wait()
 	if err != nil {
