@@ -16,6 +16,28 @@ const (
 	CacheMetadata
 )
 
+// MigrationMode is the --migration-mode option.
+type MigrationMode int
+
+const (
+	// MigrateFindPaths describes inodes by parent and name.
+	MigrateFindPaths MigrationMode = iota
+	// MigrateFileHandles describes inodes by file handle; both hosts must
+	// see the same file system.
+	MigrateFileHandles
+)
+
+// MigrationOnError is the --migration-on-error option.
+type MigrationOnError int
+
+const (
+	// OnErrorAbort fails the whole load.
+	OnErrorAbort MigrationOnError = iota
+	// OnErrorGuestError keeps the failed inode or handle, and answers every
+	// guest request on it with an error.
+	OnErrorGuestError
+)
+
 // Config configures an FS.
 type Config struct {
 	// Root is the canonical path of the shared directory, as seen by the
@@ -70,6 +92,20 @@ type Config struct {
 	// the option is on, even if the guest did not take up the offer (a
 	// Linux guest then never sets them).
 	KillprivV2 bool
+	// MigrationMode is --migration-mode: how a migration source describes
+	// its inodes (docs/migration.md). In file-handles mode the FS also keeps
+	// /proc/self/mountinfo (MountinfoFD or its own) whatever
+	// InodeFileHandles says.
+	MigrationMode MigrationMode
+	// MigrationOnError is --migration-on-error: what a destination does
+	// with an inode or handle it cannot restore.
+	MigrationOnError MigrationOnError
+	// MigrationVerifyHandles is --migration-verify-handles (source, find-paths
+	// mode): send every inode's file handle for the destination to check.
+	MigrationVerifyHandles bool
+	// MigrationConfirmPaths is --migration-confirm-paths (source, find-paths
+	// mode): re-check every path while saving.
+	MigrationConfirmPaths bool
 	// handleHook is a test hook, see FS.handleHook.
 	handleHook func(fd int) unix.Errno
 	// Log receives the file system's log records; nil means slog.Default().
