@@ -165,6 +165,9 @@ type daemon struct {
 	expectPanic bool
 	// skipExitCheck: the test checks exit status itself.
 	skipExitCheck bool
+	// connected: a test dialed a daemon started with noFE (migration
+	// destinations).
+	connected bool
 }
 
 func startDaemon(t testing.TB, spec *daemonSpec, o startOpts) *daemon {

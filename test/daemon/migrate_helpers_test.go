@@ -84,7 +84,20 @@ func dstArgs(spec *daemonSpec, mode string, extra ...string) []string {
 // connecting to it: the front-end of the source moves over.
 func startDest(t *testing.T, spec *daemonSpec, shared string, args ...string) *daemon {
 	t.Helper()
-	return startDaemonIn(t, spec, shared, startOpts{args: args, noFE: true})
+	d := startDaemonIn(t, spec, shared, startOpts{args: args, noFE: true})
+	// A destination nobody connected to (the test ended before the
+	// migration) waits for its front-end forever; a connection closed at
+	// once ends it, and the harness's clean-up (which runs after this
+	// one) then checks its exit.
+	t.Cleanup(func() {
+		if d.FE != nil || d.alive() != nil || d.connected {
+			return
+		}
+		if fd, err := d.dial(); err == nil {
+			unix.Close(fd)
+		}
+	})
+	return d
 }
 
 // saveFrom runs the source side up to the saved state: dirty logging on
@@ -113,6 +126,7 @@ func connectDest(t *testing.T, f *fe.Frontend, dst *daemon) *fe.Backend {
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, dst.Log())
 	}
+	dst.connected = true
 	old := f.Connect(fd, dst.alive)
 	if err := f.Negotiate(); err != nil {
 		f.Attach(old).Close()
