@@ -22,6 +22,17 @@
 // StartQueue allow scripted or partial handshakes; GetVringBase stops a
 // queue and StartQueue restarts it from the returned index.
 //
+// Migration (QEMU docs/interop/vhost-user.rst, "Migrating back-end
+// state"), in migrate.go: SetLogAll toggles VHOST_F_LOG_ALL with
+// SET_FEATURES; StopQueues and StartQueues stop every queue keeping its
+// index and restart it from there; SaveState and LoadState run
+// SET_DEVICE_STATE_FD over a pipe (read to EOF, or written and closed,
+// concurrently with the request) followed by CHECK_DEVICE_STATE, whose
+// failure is ErrStateCheck. Connect and Attach move the Frontend (guest
+// memory, rings and their indexes, FUSE request IDs) to another back-end
+// connection and back, as a migrated guest continues on a destination
+// daemon without a new FUSE INIT.
+//
 // Layers, from the top:
 //
 //   - FUSE helpers (Frontend.Init, Lookup, Forget, BatchForget, Getattr,
