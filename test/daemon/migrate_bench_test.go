@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	fe "virtiofsd/internal/testutil/frontend"
 )
 
@@ -44,7 +46,8 @@ func migBenchTree(b *testing.B, n int) (shared string, names [][2]string) {
 // includes whatever preparation is left), load-ms from
 // SET_DEVICE_STATE_FD to the reply to CHECK_DEVICE_STATE on the
 // destination. The source resumes after each round. It measures, it does
-// not assert.
+// not assert. Setting up 100k inodes takes a while: run it with
+// -benchtime 1x (or a small count).
 func BenchmarkMigrate(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
@@ -63,7 +66,16 @@ func BenchmarkMigrate(b *testing.B) {
 func benchMigrate(b *testing.B, spec *daemonSpec, mode, shared string, names [][2]string) {
 	b.StopTimer()
 	timeout := 2 * time.Minute
-	src := startDaemonIn(b, spec, shared, startOpts{args: srcArgs(mode), fe: fe.Options{Timeout: timeout}})
+	// Each looked-up inode holds an O_PATH descriptor by default. Where
+	// the hard RLIMIT_NOFILE (which the daemons cannot raise without
+	// CAP_SYS_RESOURCE) leaves too few, inodes hold file handles instead.
+	var extra []string
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Max < uint64(len(names))+2000 {
+		extra = []string{"--inode-file-handles=mandatory"}
+		b.Logf("hard RLIMIT_NOFILE %d: inodes hold file handles (%s)", lim.Max, extra[0])
+	}
+	src := startDaemonIn(b, spec, shared, startOpts{args: append(srcArgs(mode), extra...), fe: fe.Options{Timeout: timeout}})
 	f := src.FE
 	dirs := map[string]uint64{}
 	for _, nm := range names {
@@ -83,7 +95,7 @@ func benchMigrate(b *testing.B, spec *daemonSpec, mode, shared string, names [][
 	var save, load time.Duration
 	var size int
 	for i := 0; i < b.N; i++ {
-		dst := startDaemonIn(b, spec, shared, startOpts{args: dstArgs(spec, mode), noFE: true})
+		dst := startDaemonIn(b, spec, shared, startOpts{args: dstArgs(spec, mode, extra...), noFE: true})
 		fd, err := dst.dial()
 		if err != nil {
 			b.Fatal(err)
