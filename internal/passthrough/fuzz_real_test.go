@@ -395,7 +395,7 @@ func (r *fuzzRun) node() uint64 {
 	case 0xfe:
 		return 1 << 40
 	case 0xfd:
-		return r.fs.nextNode.Load() // the next one to be handed out
+		return r.fs.cur().nextNode.Load() // the next one to be handed out
 	}
 	return r.nodes[int(c)%len(r.nodes)]
 }

@@ -118,9 +118,9 @@ func handleFlags(t testing.TB, fs *FS, nodeid, fh uint64) int {
 
 // lookups returns the lookup count of nodeid (0 if unknown).
 func lookups(fs *FS, nodeid uint64) uint64 {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if in := fs.inodes[nodeid]; in != nil {
+	fs.cur().mu.Lock()
+	defer fs.cur().mu.Unlock()
+	if in := fs.cur().inodes[nodeid]; in != nil {
 		return in.lookups
 	}
 	return 0

@@ -258,9 +258,9 @@ func TestConcurrentLookupForget(t *testing.T) {
 	if got := openFDs(t); got != base {
 		t.Errorf("open fds = %d, want %d", got, base)
 	}
-	fs.mu.Lock()
-	n := len(fs.inodes)
-	fs.mu.Unlock()
+	fs.cur().mu.Lock()
+	n := len(fs.cur().inodes)
+	fs.cur().mu.Unlock()
 	if n != 1 {
 		t.Errorf("inodes left = %d, want 1 (the root)", n)
 	}

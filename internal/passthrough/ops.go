@@ -83,7 +83,7 @@ func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno 
 	out.AttrValid = fs.timeoutSec
 	out.AttrValidNsec = fs.timeoutNsec
 	fillAttr(&out.Attr, &stx)
-	if fs.announce.Load() && in.isDir() && (key.dev != parent.key.dev || key.mntID != parent.key.mntID) {
+	if fs.cur().announce.Load() && in.isDir() && (key.dev != parent.key.dev || key.mntID != parent.key.mntID) {
 		out.Attr.Flags |= fuse.FUSE_ATTR_SUBMOUNT
 	}
 	return 0
@@ -493,7 +493,7 @@ func (fs *FS) openFlags(flags uint32) int {
 	if !fs.cfg.PreserveNoatime {
 		f &^= unix.O_NOATIME
 	}
-	if fs.writeback.Load() && f&unix.O_ACCMODE == unix.O_WRONLY {
+	if fs.cur().writeback.Load() && f&unix.O_ACCMODE == unix.O_WRONLY {
 		f = f&^unix.O_ACCMODE | unix.O_RDWR
 	}
 	if !fs.cfg.AllowDirectIO {
