@@ -15,6 +15,9 @@ type handle struct {
 	id     uint64
 	nodeid uint64
 	fd     int
+	// flags are the open(2) flags a migration destination reopens the
+	// handle with (docs/migration.md).
+	flags int32
 	// io is taken shared by READ and WRITE and exclusively by READDIR,
 	// which moves the directory's file offset.
 	io sync.RWMutex
@@ -23,18 +26,21 @@ type handle struct {
 }
 
 // getHandle returns handle fh if it exists and belongs to nodeid, with a
-// reference the caller drops with putHandle; nil otherwise (EBADF).
-func (fs *FS) getHandle(nodeid, fh uint64) *handle {
+// reference the caller drops with putHandle. Otherwise it returns the error
+// to answer: the recorded one for a handle a migration could not reopen,
+// EBADF for an unknown one.
+func (fs *FS) getHandle(nodeid, fh uint64) (*handle, unix.Errno) {
 	s := fs.cur()
 	s.hmu.Lock()
-	h := s.handles[fh]
-	if h != nil && h.nodeid == nodeid {
+	defer s.hmu.Unlock()
+	if h := s.handles[fh]; h != nil && h.nodeid == nodeid {
 		h.refs.Add(1)
-	} else {
-		h = nil
+		return h, 0
 	}
-	s.hmu.Unlock()
-	return h
+	if f := s.failedHandles[fh]; f != nil && f.nodeid == nodeid {
+		return nil, f.err
+	}
+	return nil, unix.EBADF
 }
 
 func (fs *FS) putHandle(h *handle) {
@@ -76,6 +82,12 @@ func (fs *FS) removeHandle(nodeid, fh uint64) unix.Errno {
 	s.hmu.Lock()
 	h := s.handles[fh]
 	if h == nil || h.nodeid != nodeid {
+		f := s.failedHandles[fh]
+		if f != nil && f.nodeid == nodeid {
+			delete(s.failedHandles, fh)
+			s.hmu.Unlock()
+			return 0
+		}
 		s.hmu.Unlock()
 		return unix.EBADF
 	}

@@ -104,7 +104,7 @@ func openFDs(t testing.TB) int {
 // handleFlags returns the file status flags of handle fh's descriptor.
 func handleFlags(t testing.TB, fs *FS, nodeid, fh uint64) int {
 	t.Helper()
-	h := fs.getHandle(nodeid, fh)
+	h, _ := fs.getHandle(nodeid, fh)
 	if h == nil {
 		t.Fatalf("handle %d of node %d not found", fh, nodeid)
 	}

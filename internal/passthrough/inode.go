@@ -56,16 +56,24 @@ func (i *inode) safeToOpen() bool {
 }
 
 // getInode returns the indexed record for nodeid with a reference the
-// caller must drop with putInode, or nil.
-func (fs *FS) getInode(nodeid uint64) *inode {
+// caller must drop with putInode. Otherwise it returns the error to answer:
+// the recorded one for an inode a migration could not restore, EBADF for an
+// unknown node.
+func (fs *FS) getInode(nodeid uint64) (*inode, unix.Errno) {
 	s := fs.cur()
 	s.mu.Lock()
 	in := s.inodes[nodeid]
 	if in != nil {
 		in.refs.Add(1)
+		s.mu.Unlock()
+		return in, 0
+	}
+	e := unix.EBADF
+	if f := s.failed[nodeid]; f != nil {
+		e = f.err
 	}
 	s.mu.Unlock()
-	return in
+	return nil, e
 }
 
 // putInode drops a reference; the last one closes the descriptor and
@@ -109,6 +117,13 @@ func (fs *FS) Forget(nodeid, nlookup uint64) {
 	s.mu.Lock()
 	in := s.inodes[nodeid]
 	drop := in != nil && s.forgetLocked(in, nlookup)
+	if f := s.failed[nodeid]; in == nil && f != nil {
+		if nlookup >= f.lookups {
+			delete(s.failed, nodeid)
+		} else {
+			f.lookups -= nlookup
+		}
+	}
 	s.mu.Unlock()
 	if drop {
 		fs.putInode(in)

@@ -157,7 +157,7 @@ func TestForgetWhileInUse(t *testing.T) {
 	fs, dir := newTestFS(t, func(c *Config) { c.InodeFileHandles = FileHandlesNever })
 	writeFile(t, join(dir, "f"), "data")
 	id := mustLookup(t, fs, RootID, "f").NodeID
-	in := fs.getInode(id)
+	in, _ := fs.getInode(id)
 	fs.Forget(id, 1)
 	// The request still holding the record can use its descriptor.
 	var stx unix.Statx_t

@@ -3,6 +3,8 @@ package passthrough
 import (
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // session is the state of one FUSE session with the guest: the inode and
@@ -32,11 +34,19 @@ type session struct {
 	byKey  map[inodeKey]*inode // guarded by mu
 	// byHandle indexes the records held as file handles; guarded by mu.
 	byHandle map[fileHandle]*inode
+	// failed holds the inodes a migration destination could not restore
+	// under --migration-on-error=guest-error, by node ID; guarded by mu.
+	// Every request on one gets the recorded error; FORGET works as usual.
+	failed map[uint64]*failedInode
 	// dead is set (under mu and hmu) when the session is retired.
 	dead bool
 
 	hmu     sync.Mutex
 	handles map[uint64]*handle // guarded by hmu
+	// failedHandles are the handles a migration destination could not
+	// reopen (guest-error policy); guarded by hmu. Requests on one get the
+	// recorded error; RELEASE removes it.
+	failedHandles map[uint64]*failedHandle
 	hdead   bool               // dead, as seen under hmu
 
 	// nextNode and nextHandle hand out node and handle IDs. A session
@@ -59,6 +69,9 @@ func newSession(prev *session) *session {
 		byKey:    make(map[inodeKey]*inode),
 		byHandle: make(map[fileHandle]*inode),
 		handles:  make(map[uint64]*handle),
+
+		failed:        make(map[uint64]*failedInode),
+		failedHandles: make(map[uint64]*failedHandle),
 	}
 	if prev != nil {
 		s.nextNode.Store(prev.nextNode.Load())
@@ -67,6 +80,21 @@ func newSession(prev *session) *session {
 		s.nextNode.Store(RootID + 1)
 	}
 	return s
+}
+
+// failedInode is an inode a migration destination could not restore.
+type failedInode struct {
+	nodeid  uint64
+	lookups uint64 // guarded by the session's mu
+	err     unix.Errno
+}
+
+// failedHandle is a handle a migration destination could not reopen. flags
+// are kept so that a later migration forwards the handle unchanged.
+type failedHandle struct {
+	id, nodeid uint64
+	flags      int32
+	err        unix.Errno
 }
 
 // insertLocked indexes in.
@@ -124,6 +152,7 @@ func (s *session) retire() ([]*inode, []*handle) {
 		handles = append(handles, h)
 	}
 	s.handles = make(map[uint64]*handle)
+	s.failedHandles = make(map[uint64]*failedHandle)
 	s.hmu.Unlock()
 
 	s.mu.Lock()
@@ -136,6 +165,7 @@ func (s *session) retire() ([]*inode, []*handle) {
 	s.inodes = make(map[uint64]*inode)
 	s.byKey = make(map[inodeKey]*inode)
 	s.byHandle = make(map[fileHandle]*inode)
+	s.failed = make(map[uint64]*failedInode)
 	s.mu.Unlock()
 	return inodes, handles
 }

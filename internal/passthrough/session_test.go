@@ -93,3 +93,51 @@ func TestIndexNewInRetiredSession(t *testing.T) {
 		t.Errorf("retired session holds %d records", n)
 	}
 }
+
+// TestFailedRecords checks the records a migration destination keeps for
+// what it could not restore: every request on a failed inode or handle gets
+// the recorded error, FORGET counts a failed inode down and removes it, and
+// RELEASE removes a failed handle.
+func TestFailedRecords(t *testing.T) {
+	fs, _ := newTestFS(t, nil)
+	if _, e := fs.Init(allCaps); e != 0 {
+		t.Fatal(e)
+	}
+	s := fs.cur()
+	s.mu.Lock()
+	s.failed[50] = &failedInode{nodeid: 50, lookups: 3, err: unix.EIO}
+	s.mu.Unlock()
+	s.hmu.Lock()
+	s.failedHandles[9] = &failedHandle{id: 9, nodeid: 50, flags: unix.O_RDONLY, err: unix.ESTALE}
+	s.hmu.Unlock()
+
+	var ao fuse.AttrOut
+	if e := fs.Getattr(root, 50, &ao); e != unix.EIO {
+		t.Errorf("GETATTR on a failed inode = %v, want EIO", e)
+	}
+	var eo fuse.EntryOut
+	if e := fs.Lookup(root, 50, nm("x"), &eo); e != unix.EIO {
+		t.Errorf("LOOKUP under a failed inode = %v, want EIO", e)
+	}
+	buf := make([]byte, 8)
+	if _, e := fs.Read(root, 50, &fuse.ReadIn{Fh: 9, Size: 8}, [][]byte{buf}); e != unix.ESTALE {
+		t.Errorf("READ on a failed handle = %v, want ESTALE", e)
+	}
+	if _, e := fs.Read(root, 51, &fuse.ReadIn{Fh: 9, Size: 8}, [][]byte{buf}); e != unix.EBADF {
+		t.Errorf("READ on a failed handle through another node = %v, want EBADF", e)
+	}
+	if e := fs.Release(root, 50, &fuse.ReleaseIn{Fh: 9}); e != 0 {
+		t.Errorf("RELEASE of a failed handle = %v", e)
+	}
+	if _, e := fs.Read(root, 50, &fuse.ReadIn{Fh: 9, Size: 8}, [][]byte{buf}); e != unix.EBADF {
+		t.Errorf("READ after RELEASE = %v, want EBADF", e)
+	}
+	fs.Forget(50, 2)
+	if e := fs.Getattr(root, 50, &ao); e != unix.EIO {
+		t.Errorf("GETATTR after a partial FORGET = %v, want EIO", e)
+	}
+	fs.Forget(50, 1)
+	if e := fs.Getattr(root, 50, &ao); e != unix.EBADF {
+		t.Errorf("GETATTR after the last FORGET = %v, want EBADF", e)
+	}
+}
