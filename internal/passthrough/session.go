@@ -47,7 +47,7 @@ type session struct {
 	// reopen (guest-error policy); guarded by hmu. Requests on one get the
 	// recorded error; RELEASE removes it.
 	failedHandles map[uint64]*failedHandle
-	hdead   bool               // dead, as seen under hmu
+	hdead         bool // dead, as seen under hmu
 
 	// nextNode and nextHandle hand out node and handle IDs. A session
 	// that replaces another continues its counters (DESTROY does not reset
