@@ -11,6 +11,13 @@
 // Where the two are expected to differ (the reference stops serving after a
 // malformed request), the expectation is stated per daemon.
 //
+// The migration tests (migrate*_test.go) run a table of (source,
+// destination, migration mode) instead: a FUSE session built on one daemon
+// is moved with the vhost-user device-state transfer to another serving
+// the same directory and continued there without a new FUSE INIT; a
+// refused migration leaves the source serving; hostile streams are handed
+// to destinations; BenchmarkMigrate times save and load.
+//
 // The tests need root (the daemons switch credentials and chown files).
 //
 // Running:

@@ -99,7 +99,8 @@ const (
 	// node (3) answers every request with an error.
 	badNodeFails
 	// badNodeIs: the stream is accepted and node 3 is the object named by
-	// hostileCase.resolves (the reference opens names unchecked).
+	// hostileCase.resolves (a valid name, or the reference opening names
+	// unchecked).
 	badNodeIs
 )
 
@@ -146,6 +147,15 @@ func TestMigrateHostileStreams(t *testing.T) {
 		return migration.Location{Kind: migration.LocPath, Parent: 1, Name: name}
 	}
 	cases := []hostileCase{
+		{
+			// The control: the same stream with a proper name is
+			// accepted, so the refusals below are about the names.
+			name:     "valid",
+			build:    func(t *testing.T, _ escapeTree) []byte { return encodeState(t, hostileState(pathLoc("d1"))) },
+			ours:     all(badNodeIs),
+			ref:      all(badNodeIs),
+			resolves: func(tr escapeTree) string { return filepath.Join(tr.shared, "d1") },
+		},
 		{
 			name: "truncated",
 			build: func(t *testing.T, tr escapeTree) []byte {
