@@ -156,11 +156,11 @@ func migrate(t *testing.T, src, dst *daemon) {
 		f.Attach(old).Close()
 		t.Fatalf("%s destination: %v\nlog:\n%s", dst.spec.name, err, dst.Log())
 	}
+	dst.FE, src.FE = f, nil
+	old.Close()
 	if err := f.StartQueues(); err != nil {
 		t.Fatalf("%s destination: %v\nlog:\n%s", dst.spec.name, err, dst.Log())
 	}
-	dst.FE, src.FE = f, nil
-	old.Close()
 	code, err := src.wait(10 * time.Second)
 	if err != nil || code != 0 {
 		t.Errorf("%s source after the migration: exit code %d, %v\nlog:\n%s", src.spec.name, code, err, src.Log())

@@ -35,10 +35,13 @@ var ErrStateRefused = errors.New("back-end refused the device-state transfer")
 // Frontend and survive a change of back-end, which is what a migration
 // looks like from the guest: the same rings continue on another daemon.
 type Backend struct {
-	Conn                                                                            *Conn
-	Features, AckedFeatures, ProtocolFeatures, AckedProtocol, QueueNum, MaxMemSlots uint64
-	BackendFD                                                                       int
-	replyAck                                                                        bool
+	Conn *Conn
+	// The Frontend fields of the same names.
+	Features, AckedFeatures         uint64
+	ProtocolFeatures, AckedProtocol uint64
+	QueueNum, MaxMemSlots           uint64
+	BackendFD                       int
+	replyAck                        bool
 }
 
 // Close closes a detached back-end's connection and request channel.
