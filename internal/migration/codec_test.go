@@ -172,6 +172,28 @@ func TestDecoderChecks(t *testing.T) {
 			t.Errorf("mount paths %+v, want %+v", got.MountPaths, want)
 		}
 	})
+	t.Run("many duplicate keys keep the last value", func(t *testing.T) {
+		// Enough entries that the sort is not a plain insertion sort:
+		// keys 0..3 each given 16 times, value = position in the stream.
+		b := append(unhex(t, "01 00 02 00 00 00 00 00 00"), 64)
+		for i := range 64 {
+			b = append(b, byte((i*7)%4), 1, '0'+byte(i))
+		}
+		got := mustDecode(t, b).MountPaths
+		var want []MountPath
+		for k := range 4 {
+			last := -1
+			for i := range 64 {
+				if (i*7)%4 == k {
+					last = i
+				}
+			}
+			want = append(want, MountPath{MntID: uint64(k), Path: string(rune('0' + last))})
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("mount paths %+v, want %+v", got, want)
+		}
+	})
 	t.Run("string with ff", func(t *testing.T) {
 		// A Path inode named "a\xff".
 		wantDecodeError(t, unhex(t, "01 01 02 01 01 01 02 61 ff 00"), 6, "not valid UTF-8")
