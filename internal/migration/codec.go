@@ -9,7 +9,7 @@ import (
 )
 
 // The codec below is written by hand for the one schema of the stream
-// (docs/migration.md, "Stream schema"), in postcard's wire format
+// (docs/migration.md, "Schema"), in postcard's wire format
 // (https://postcard.jamesmunns.com/wire-format): unsigned integers are
 // LEB128 varints, i32 is zigzag-encoded first, strings and byte vectors are
 // a varint length and the bytes, Option and bool are one 0/1 byte, enum
@@ -17,9 +17,8 @@ import (
 // fields in order.
 
 // trailerMagic starts the trailer this daemon appends after the postcard
-// value (docs/migration.md, "The trailer"). Its first byte cannot start a
-// UTF-8 sequence that the Rust side would confuse with anything: the Rust
-// decoder never looks at bytes after the value.
+// value (docs/migration.md, "Our trailer"). The Rust decoder never looks at
+// bytes after the value, so the trailer is invisible to it.
 var trailerMagic = [4]byte{0xF0, 'G', 'O', 0x01}
 
 // Minimum encoded sizes, used to refuse a count that the remaining input
