@@ -29,6 +29,14 @@ const (
 	minMountPathLen = 2 // key, string length
 )
 
+// maxPrealloc bounds the capacity reserved for a list before its elements
+// are read. A count that passed the size check still costs far more memory
+// as Go values than as input (an Inode is about 100 bytes, its minimal
+// encoding 4), so a stream that claims many elements and then breaks off
+// must not get them all reserved up front; longer lists grow as they are
+// read.
+const maxPrealloc = 1 << 16
+
 // varint limits of postcard: the maximum number of bytes of a varint of
 // each width, and the largest value its last permitted byte may hold.
 const (
@@ -192,7 +200,7 @@ func appendString(b []byte, s string) []byte {
 // Errors are *DecodeError values. Every count is checked against the
 // remaining input before anything is allocated for it.
 func Decode(b []byte) (*State, error) {
-	d := decoder{b: b}
+	d := decoder{b: b, s: string(b)}
 	st, err := d.state()
 	if err != nil {
 		return nil, err
@@ -202,7 +210,13 @@ func Decode(b []byte) (*State, error) {
 }
 
 type decoder struct {
-	b   []byte
+	b []byte
+	// s is a copy of b as a string: the decoded names are substrings of
+	// it, one allocation for all of them instead of one per name.
+	s string
+	// bc is a copy of b made at the first byte vector, which is a slice
+	// of it (capacity limited to its own bytes), for the same reason.
+	bc  []byte
 	off int
 }
 
@@ -282,7 +296,10 @@ func (d *decoder) bytes() ([]byte, error) {
 	if err != nil || n == 0 {
 		return nil, err
 	}
-	v := slices.Clone(d.b[d.off : d.off+n])
+	if d.bc == nil {
+		d.bc = slices.Clone(d.b)
+	}
+	v := d.bc[d.off : d.off+n : d.off+n]
 	d.off += n
 	return v, nil
 }
@@ -297,8 +314,14 @@ func (d *decoder) string() (string, error) {
 	if !utf8.Valid(s) {
 		return "", d.fail(start, "string is not valid UTF-8")
 	}
+	var v string
+	if len(d.s) == len(d.b) {
+		v = d.s[d.off : d.off+n]
+	} else {
+		v = string(s)
+	}
 	d.off += n
-	return string(s), nil
+	return v, nil
 }
 
 func (d *decoder) state() (*State, error) {
@@ -316,9 +339,10 @@ func (d *decoder) state() (*State, error) {
 		return nil, err
 	}
 	if n > 0 {
-		st.Inodes = make([]Inode, n)
-		for i := range st.Inodes {
-			if err := d.inode(&st.Inodes[i]); err != nil {
+		st.Inodes = make([]Inode, 0, min(n, maxPrealloc))
+		for range n {
+			st.Inodes = append(st.Inodes, Inode{})
+			if err := d.inode(&st.Inodes[len(st.Inodes)-1]); err != nil {
 				return nil, err
 			}
 		}
@@ -330,11 +354,13 @@ func (d *decoder) state() (*State, error) {
 		return nil, err
 	}
 	if n > 0 {
-		st.Handles = make([]Handle, n)
-		for i := range st.Handles {
-			if err := d.handle(&st.Handles[i]); err != nil {
+		st.Handles = make([]Handle, 0, min(n, maxPrealloc))
+		for range n {
+			var h Handle
+			if err := d.handle(&h); err != nil {
 				return nil, err
 			}
+			st.Handles = append(st.Handles, h)
 		}
 	}
 	if st.NextHandle, err = d.u64(); err != nil {
@@ -435,14 +461,16 @@ func (d *decoder) mountPaths() ([]MountPath, error) {
 	if err != nil || n == 0 {
 		return nil, err
 	}
-	mps := make([]MountPath, n)
-	for i := range mps {
-		if mps[i].MntID, err = d.u64(); err != nil {
+	mps := make([]MountPath, 0, min(n, maxPrealloc))
+	for range n {
+		var mp MountPath
+		if mp.MntID, err = d.u64(); err != nil {
 			return nil, err
 		}
-		if mps[i].Path, err = d.string(); err != nil {
+		if mp.Path, err = d.string(); err != nil {
 			return nil, err
 		}
+		mps = append(mps, mp)
 	}
 	// A stable sort keeps the entries of one key in stream order, so the
 	// last of each run is the value that wins.

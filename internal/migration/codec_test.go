@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -526,4 +527,23 @@ func bigState(n int) *State {
 	}
 	st.NextHandle = uint64(n / 10)
 	return st
+}
+
+// TestDecodeOwnsItsMemory checks that the decoded state does not alias the
+// input, and that growing one decoded byte vector cannot overwrite
+// another.
+func TestDecodeOwnsItsMemory(t *testing.T) {
+	b := unhex(t, vectorB)
+	st := mustDecode(t, b)
+	for i := range b {
+		b[i] = 0x55
+	}
+	root := st.Inodes[0].FileHandle
+	root.Bytes = append(root.Bytes, bytes.Repeat([]byte{0xaa}, 16)...)
+	want := *stateB
+	want.Inodes = slices.Clone(stateB.Inodes)
+	want.Inodes[0].FileHandle = &FileHandle{MntID: 300, Type: 1, Bytes: append([]byte{0x11, 0x22}, bytes.Repeat([]byte{0xaa}, 16)...)}
+	if !reflect.DeepEqual(st, &want) {
+		t.Errorf("decoded state changed with its input or a neighbour:\n got %+v\nwant %+v", st, want)
+	}
 }
