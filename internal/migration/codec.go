@@ -199,6 +199,10 @@ func appendString(b []byte, s string) []byte {
 //
 // Errors are *DecodeError values. Every count is checked against the
 // remaining input before anything is allocated for it.
+//
+// The decoded state does not alias b, but its names share one copy of b
+// and its handle bytes another: keeping any of them keeps that whole copy
+// alive, so clone (strings.Clone, slices.Clone) what is stored for long.
 func Decode(b []byte) (*State, error) {
 	d := decoder{b: b, s: string(b)}
 	st, err := d.state()
