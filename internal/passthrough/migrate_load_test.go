@@ -855,6 +855,10 @@ func FuzzLoadState(f *testing.F) {
 		mode := []FileHandleMode{FileHandlesNever, FileHandlesPrefer}[r.next()%2]
 		onErr := MigrationOnError(r.next() % 2)
 		st := &migration.State{Version: migration.V2}
+		if v := r.next(); v%4 != 0 {
+			st.Inodes = append(st.Inodes, migration.Inode{ID: RootID, Refcount: uint64(v / 4 % 8),
+				Location: migration.Location{Kind: migration.LocRoot}})
+		}
 		for n := r.next() % 9; n > 0; n-- {
 			in := migration.Inode{ID: uint64(r.next() % 10), Refcount: uint64(r.next() % 4)}
 			in.Location.Kind = migration.LocationKind(r.next() % 6)
@@ -931,4 +935,58 @@ func FuzzLoadState(f *testing.F) {
 			t.Fatalf("the shared directory has %d entries, want 5", len(ents))
 		}
 	})
+}
+
+// TestCheckInsideReResolves covers the second step of the file handle
+// check: a path the kernel prints as if inside the shared directory (as it
+// does inside a chroot for an object it cannot connect to the process's
+// root) must name the same object when resolved beneath the shared
+// directory. The shared directory's path is faked to be its parent, so
+// that outside/marker prints like a path inside it; share/outside/marker
+// exists too, as another file.
+func TestCheckInsideReResolves(t *testing.T) {
+	requireRoot(t)
+	env := newLoadEnv(t)
+	fs := env.newFS(t, FileHandlesNever, nil)
+	if err := os.MkdirAll(join(env.share, "outside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, join(env.share, "outside", "marker"), "decoy")
+	l := &loader{fs: fs, shareDone: true, sharePath: env.base}
+	for _, c := range []struct {
+		path string
+		ok   bool
+	}{
+		{join(env.outside, "marker"), false}, // resolves to the decoy, another object
+		{join(env.outside, "dir"), false},    // does not resolve at all
+		{join(env.share, "outside", "marker"), false},
+	} {
+		fd, err := unix.Open(c.path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stx unix.Statx_t
+		if e := statxFD(fd, &stx); e != 0 {
+			t.Fatal(e)
+		}
+		ie := l.checkInside(fd, &stx)
+		unix.Close(fd)
+		if (ie == nil) != c.ok {
+			t.Errorf("checkInside(%s) = %v, want ok=%v", c.path, ie, c.ok)
+		}
+	}
+	// With the true path, objects inside pass.
+	l = &loader{fs: fs}
+	fd, err := unix.Open(join(env.share, "outside", "marker"), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var stx unix.Statx_t
+	if e := statxFD(fd, &stx); e != 0 {
+		t.Fatal(e)
+	}
+	if ie := l.checkInside(fd, &stx); ie != nil {
+		t.Errorf("checkInside of a file inside: %v", ie)
+	}
 }
