@@ -21,6 +21,27 @@ import (
 // The session is built off-line and installed only when the whole load
 // succeeded; on failure every descriptor opened meanwhile is closed and the
 // current session stays as it was.
+//
+// Where this differs from the Rust virtiofsd's destination:
+//   - Path names must be one component (not empty, no '/', no NUL, not "."
+//     or ".."); FullPath and mount paths are resolved beneath the shared
+//     directory without "..", symbolic links or absolute paths. Violations
+//     are per-inode failures (on-error policy).
+//   - An object opened from a FileHandle location must lie inside the
+//     shared directory (see checkInside).
+//   - FullPath inodes are checked against their verification handle too.
+//   - The order of the inodes does not matter and the parents' lookups
+//     for their Path children are given back after every inode is
+//     restored; under guest-error, inodes whose parent is missing or part
+//     of a cycle fail alone instead of failing the load.
+//   - Duplicate node or handle IDs, node ID 0, and a root whose count does
+//     not cover its children fail the load cleanly.
+//   - next_inode and next_handle are raised above every restored ID.
+//   - Handles are reopened with the adjustments of a normal OPEN
+//     (writeback O_WRONLY→O_RDWR, O_DIRECT, O_NOATIME, close-on-exec), and
+//     never with O_CREAT, O_EXCL, O_TRUNC, O_PATH or O_TMPFILE.
+//   - POSIX ACLs are not supported: a source that negotiated them is
+//     refused.
 
 // errNoErrno is recorded for a failure that has no system-call error of
 // its own (a lost inode, a name the stream should not contain, an object

@@ -990,3 +990,45 @@ func TestCheckInsideReResolves(t *testing.T) {
 		t.Errorf("checkInside of a file inside: %v", ie)
 	}
 }
+
+// TestLoadHandleFlags checks the adjustments of a normal OPEN on restored
+// handles: O_DIRECT only with --allow-direct-io, O_NOATIME only with
+// --preserve-noatime, close-on-exec always, the stream's flags kept.
+func TestLoadHandleFlags(t *testing.T) {
+	requireRoot(t)
+	env := newLoadEnv(t)
+	for _, c := range []struct {
+		name        string
+		mod         func(*Config)
+		direct, noa bool
+	}{
+		{"default", nil, false, false},
+		{"allowed", func(c *Config) { c.AllowDirectIO, c.PreserveNoatime = true, true }, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := env.newFS(t, testHandleMode, c.mod)
+			st := baseState()
+			const flags = unix.O_RDONLY | unix.O_DIRECT | unix.O_NOATIME
+			st.Handles = append(st.Handles, migration.Handle{ID: 9, Inode: 8, Flags: flags})
+			if err := fs.loadState(st); err != nil {
+				t.Fatal(err)
+			}
+			fl := handleFlags(t, fs, 8, 9)
+			if got := fl&unix.O_DIRECT != 0; got != c.direct {
+				t.Errorf("O_DIRECT kept = %v, want %v", got, c.direct)
+			}
+			if got := fl&unix.O_NOATIME != 0; got != c.noa {
+				t.Errorf("O_NOATIME kept = %v, want %v", got, c.noa)
+			}
+			h, _ := fs.getHandle(8, 9)
+			defer fs.putHandle(h)
+			if h.flags != flags {
+				t.Errorf("stored flags %#x, want %#x", h.flags, flags)
+			}
+			fdfl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFD, 0)
+			if err != nil || fdfl&unix.FD_CLOEXEC == 0 {
+				t.Errorf("handle descriptor without close-on-exec (%#x, %v)", fdfl, err)
+			}
+		})
+	}
+}
