@@ -1032,3 +1032,81 @@ func TestLoadHandleFlags(t *testing.T) {
 		})
 	}
 }
+
+// vectorA is test vector A of docs/migration.md (a find-paths source): the
+// root, dir, dir/fé.txt, a lost inode, and two handles.
+var vectorA = []byte{
+	0x01, 0x04, 0x01, 0x03, 0x00, 0x00, 0x02, 0x01, 0x01, 0x01, 0x03, 0x64, 0x69, 0x72, 0x00, 0xc8,
+	0x01, 0x01, 0x01, 0x02, 0x07, 0x66, 0xc3, 0xa9, 0x2e, 0x74, 0x78, 0x74, 0x00, 0xc9, 0x01, 0x05,
+	0x02, 0x00, 0xca, 0x01, 0x02, 0x00, 0xc8, 0x01, 0x00, 0x84, 0x80, 0x04, 0x07, 0x02, 0x00, 0x01,
+	0x08, 0x00, 0x01, 0x00, 0x01, 0x00,
+}
+
+// vectorAState is vectorA decoded.
+func vectorAState() *migration.State {
+	return &migration.State{
+		Version: migration.V2,
+		Inodes: []migration.Inode{
+			{ID: 1, Refcount: 3, Location: migration.Location{Kind: migration.LocRoot}},
+			{ID: 2, Refcount: 1, Location: pathLoc(1, "dir")},
+			{ID: 200, Refcount: 1, Location: pathLoc(2, "fé.txt")},
+			{ID: 201, Refcount: 5, Location: migration.Location{Kind: migration.LocInvalid}},
+		},
+		NextInode:  202,
+		Handles:    []migration.Handle{{ID: 0, Inode: 200, Flags: 0x8002}, {ID: 7, Inode: 2, Flags: -1}},
+		NextHandle: 8,
+		Opts:       migration.NegotiatedOpts{AnnounceSubmounts: true, SupGroupExtension: true},
+	}
+}
+
+// TestLoadVectorA loads vector A (decoded by migration.Decode when the
+// codec is available, else its hand-decoded form): under abort the lost
+// inode fails the load; under guest-error it fails alone, dir (only an
+// anchor) is dropped with the handle on it, and dir/fé.txt is served.
+func TestLoadVectorA(t *testing.T) {
+	requireRoot(t)
+	st, err := migration.Decode(vectorA)
+	if err != nil {
+		t.Logf("codec unavailable (%v): using the hand-decoded state", err)
+		st = vectorAState()
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(join(dir, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, join(dir, "dir", "fé.txt"), "vector")
+	for _, onErr := range []MigrationOnError{OnErrorAbort, OnErrorGuestError} {
+		cfg := testConfig(dir)
+		cfg.MigrationOnError = onErr
+		fs, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fs.Close()
+		err = fs.loadState(st)
+		if onErr == OnErrorAbort {
+			if err == nil || !strings.Contains(err.Error(), "source has lost inode 201") {
+				t.Errorf("abort: load = %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, e := readHandle(fs, 200, 0); e != 0 || got != "vector" {
+			t.Errorf("READ through handle 0 = %q, %v", got, e)
+		}
+		if _, e := getattr(fs, 201); e != unix.EIO {
+			t.Errorf("GETATTR of the lost inode = %v, want EIO", e)
+		}
+		if _, e := getattr(fs, 2); e != unix.EBADF {
+			t.Errorf("GETATTR of the dropped anchor = %v, want EBADF", e)
+		}
+		if _, e := readHandle(fs, 2, 7); e != unix.EBADF {
+			t.Errorf("READ through the handle of the dropped anchor = %v, want EBADF", e)
+		}
+		if id := mustLookup(t, fs, RootID, "dir").NodeID; id != 202 {
+			t.Errorf("new node ID = %d, want 202", id)
+		}
+	}
+}
