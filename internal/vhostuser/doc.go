@@ -39,7 +39,9 @@
 //
 // A Backend that also implements StateBackend takes part in migration
 // (devstate.go). LogAll follows VHOST_F_LOG_ALL in the acked features and
-// is called only when the bit changes. SET_DEVICE_STATE_FD (direction SAVE
+// is called only when the bit changes (the reference runs its hook on
+// every SET_FEATURES; a repeated SET_FEATURES with the bit set does not
+// start a second preparation here). SET_DEVICE_STATE_FD (direction SAVE
 // or LOAD, phase STOPPED) is answered 0x100 at once, before any data moves,
 // and the transfer runs on its own goroutine, which calls SaveState with
 // the pipe's write end or LoadState with its read end and closes that end
@@ -60,7 +62,9 @@
 // was never checked is replaced by the next one.
 //
 // The pipe end is set non-blocking and wrapped in an os.File, so that it
-// waits in the runtime poller: the end of the connection and RESET_DEVICE
+// waits in the runtime poller (O_NONBLOCK is a property of the open file
+// description, which the front-end's copy of that end shares; QEMU closes
+// its copy once it has sent it): the end of the connection and RESET_DEVICE
 // close it, which interrupts a transfer blocked on the pipe, and wait for
 // the transfer goroutine. A write to a pipe whose reader went away fails
 // with EPIPE (Go does not die of SIGPIPE on such descriptors), which fails
