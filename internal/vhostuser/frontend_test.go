@@ -101,6 +101,14 @@ func openFDs(t *testing.T) int {
 // that no descriptor leaked.
 func startServer(t *testing.T, b *fakeBackend) *frontend {
 	t.Helper()
+	return startServerWith(t, b, b)
+}
+
+// startServerWith is startServer with sb as the Backend; fb (which sb
+// wraps) provides the offered features.
+func startServerWith(t *testing.T, fb *fakeBackend, sb Backend) *frontend {
+	t.Helper()
+	b := fb
 	before := openFDs(t)
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -109,7 +117,7 @@ func startServer(t *testing.T, b *fakeBackend) *frontend {
 	tv := unix.Timeval{Sec: 30} // bounds a failing test only
 	unix.SetsockoptTimeval(sp[0], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	f := &frontend{t: t, fd: sp[0], b: b, done: make(chan error, 1)}
-	go func() { f.done <- Serve(sp[1], b, nil) }()
+	go func() { f.done <- Serve(sp[1], sb, nil) }()
 	t.Cleanup(func() {
 		f.wait()
 		unix.Close(f.fd)

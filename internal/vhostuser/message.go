@@ -253,10 +253,9 @@ func decode(h Header, body []byte, nfds int, m *message) error {
 		}
 		m.config = c
 	case VHOST_USER_SET_DEVICE_STATE_FD:
+		// Unknown directions and phases are refused by the handler
+		// with an error reply; the connection stays.
 		m.xferDir, m.xferPhas = le.Uint32(body), le.Uint32(body[4:])
-		if m.xferDir > deviceStateLoad || m.xferPhas != deviceStatePhaseStop {
-			return protoErr("%v: direction %d phase %d", h.Request, m.xferDir, m.xferPhas)
-		}
 	}
 	if nfds != wantFDs {
 		return protoErr("%v: %d descriptors attached, want %d", h.Request, nfds, wantFDs)

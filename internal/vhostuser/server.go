@@ -39,6 +39,7 @@ type server struct {
 	lastProto     uint64 // last value returned by GET_PROTOCOL_FEATURES
 	replyAckOn    bool   // REPLY_ACK in effect; see updateReplyAck
 	backendReqFD  int
+	xfer          *transfer // the last device state transfer, until checked
 
 	hdr  [headerSize]byte
 	body [maxPayload]byte
@@ -89,6 +90,7 @@ func Serve(fd int, b Backend, log *slog.Logger) error {
 }
 
 func (s *server) shutdown() {
+	s.endTransfer()
 	for i := range s.rings {
 		s.stopRing(i)
 		r := &s.rings[i]
@@ -97,6 +99,7 @@ func (s *server) shutdown() {
 		linux.Close(r.q.Reset())
 		r.kick, r.errFD = -1, -1
 	}
+	s.setAckedFeatures(0)
 	linux.Close(s.backendReqFD)
 	s.backendReqFD = -1
 	s.mem.Close()
@@ -273,6 +276,10 @@ func (s *server) maybeStartRing(i int) error {
 	if r.started || r.kick < 0 {
 		return nil
 	}
+	// The device stays suspended while its state is transferred.
+	if s.xfer != nil && s.xfer.running() {
+		return fmt.Errorf("start queue %d: %w", i, errTransferRunning)
+	}
 	if err := s.b.StartQueue(i, r.q, s.mem, r.kick); err != nil {
 		return fmt.Errorf("start queue %d: %w", i, err)
 	}
@@ -290,7 +297,7 @@ func (s *server) setFeatures(m *message) error {
 	if m.u64&^offered != 0 {
 		return fmt.Errorf("features %#x not a subset of %#x", m.u64, offered)
 	}
-	s.ackedFeatures = m.u64
+	s.setAckedFeatures(m.u64)
 	for i := range s.rings {
 		r := &s.rings[i]
 		r.q.SetEventIdx(m.u64&VIRTIO_RING_F_EVENT_IDX != 0)
@@ -315,7 +322,7 @@ func (s *server) setOwner(m *message) error {
 
 func (s *server) resetOwner(m *message) error {
 	s.owned = false
-	s.ackedFeatures = 0
+	s.setAckedFeatures(0)
 	s.ackedProto = 0
 	return nil
 }
@@ -527,6 +534,7 @@ func (s *server) gpuSetSocket(m *message) error {
 }
 
 func (s *server) resetDevice(m *message) error {
+	s.endTransfer()
 	for i := range s.rings {
 		s.stopRing(i)
 		r := &s.rings[i]
@@ -535,7 +543,7 @@ func (s *server) resetDevice(m *message) error {
 		r.kick, r.errFD = -1, -1
 		linux.Close(r.q.Reset())
 	}
-	s.ackedFeatures = 0
+	s.setAckedFeatures(0)
 	s.b.Reset()
 	return nil
 }
@@ -567,16 +575,4 @@ func (s *server) addMemReg(m *message) error {
 
 func (s *server) remMemReg(m *message) error {
 	return s.mem.Remove(m.region.GPA, m.region.Size)
-}
-
-func (s *server) setDeviceStateFD(m *message) error {
-	// DEVICE_STATE is not offered: refuse the transfer without returning
-	// a descriptor; the pipe end is closed, so the front-end sees EOF.
-	s.log.Warn("device state transfer requested but not supported", "direction", m.xferDir)
-	return s.sendU64(m.hdr.Request, deviceStateNoFD|deviceStateError)
-}
-
-func (s *server) checkDeviceState(m *message) error {
-	// No transfer can have run, so the check fails (the connection stays).
-	return s.sendU64(m.hdr.Request, 1)
 }
