@@ -181,17 +181,22 @@ func newLogRing(t *testing.T, vringFlags uint32, logGuest uint64) *logRing {
 // setLog installs a fresh 4 KiB log and returns a view of it.
 func (r *logRing) setLog(t *testing.T) []byte {
 	t.Helper()
-	fd := memfd(t, 4096)
-	defer unix.Close(fd)
+	fd := namedMemfd(t, "logbase", 4096)
 	view, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
+		unix.Close(fd)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Munmap(view) })
 	body := append(u64(4096), u64(0)...)
 	r.f.send(VHOST_USER_SET_LOG_BASE, VHOST_USER_NEED_REPLY, body, fd)
+	unix.Close(fd)
 	if h, b := r.f.recv(); h.Request != VHOST_USER_SET_LOG_BASE || !slices.Equal(b, body) {
 		t.Fatalf("SET_LOG_BASE reply = %v %x", h.Request, b)
+	}
+	// The server keeps the mapping, not the descriptor.
+	if n := namedFDs(t, "logbase"); n != 0 {
+		t.Fatalf("%d log descriptors open after SET_LOG_BASE, want 0", n)
 	}
 	return view
 }
