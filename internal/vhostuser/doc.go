@@ -35,6 +35,12 @@
 // SET_FEATURES does, and ADD_MEM_REG beyond the GET_MAX_MEM_SLOTS count
 // (509) fails; the reference accepts both.
 //
+// Dirty logging (SET_LOG_BASE) covers regions added after the log was
+// installed, and a log replaced while the queues run is no longer written
+// once the reply is sent. SET_VRING_ADDR with VHOST_VRING_F_LOG logs the
+// used ring at log_guest_addr. SET_LOG_FD is accepted and its descriptor
+// held, never used; the reference does not implement it.
+//
 // # Device state (live migration)
 //
 // A Backend that also implements StateBackend takes part in migration
@@ -85,5 +91,7 @@
 // Backend) share only the virtqueue.Queue objects, which lock internally,
 // and the guestmem.Memory, whose tables are reference counted: a memory
 // update never waits for the data plane, and a region is unmapped only
-// when the last request holding it has completed.
+// when the last request holding it has completed. SET_LOG_BASE waits only
+// for dirty-bit updates in progress on the previous log, which never
+// block.
 package vhostuser

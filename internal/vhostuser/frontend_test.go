@@ -32,6 +32,7 @@ type fakeBackend struct {
 	mu     sync.Mutex
 	events []string
 	queues map[int]*virtqueue.Queue
+	mem    *guestmem.Memory // from the last StartQueue
 }
 
 func (b *fakeBackend) record(format string, args ...any) {
@@ -66,6 +67,7 @@ func (b *fakeBackend) StartQueue(idx int, q *virtqueue.Queue, mem *guestmem.Memo
 		b.queues = map[int]*virtqueue.Queue{}
 	}
 	b.queues[idx] = q
+	b.mem = mem
 	b.mu.Unlock()
 	// The kick fd must be valid while the queue runs.
 	if _, err := unix.FcntlInt(uintptr(kick), unix.F_GETFD, 0); err != nil {

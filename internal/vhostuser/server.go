@@ -40,6 +40,7 @@ type server struct {
 	replyAckOn    bool   // REPLY_ACK in effect; see updateReplyAck
 	backendReqFD  int
 	xfer          *transfer // the last device state transfer, until checked
+	logFD         int       // from SET_LOG_FD; kept, never used (see setLogFD)
 
 	hdr  [headerSize]byte
 	body [maxPayload]byte
@@ -65,6 +66,7 @@ func Serve(fd int, b Backend, log *slog.Logger) error {
 		mem:          guestmem.NewMemory(),
 		rings:        make([]vring, b.NumQueues()),
 		backendReqFD: -1,
+		logFD:        -1,
 		oob:          make([]byte, unix.CmsgSpace(linux.MaxFDs*4)),
 	}
 	for i := range s.rings {
@@ -102,6 +104,8 @@ func (s *server) shutdown() {
 	s.setAckedFeatures(0)
 	linux.Close(s.backendReqFD)
 	s.backendReqFD = -1
+	linux.Close(s.logFD)
+	s.logFD = -1
 	s.mem.Close()
 	linux.Close(s.fd)
 }
@@ -197,6 +201,7 @@ var handlers = [...]handler{
 	VHOST_USER_RESET_OWNER:           (*server).resetOwner,
 	VHOST_USER_SET_MEM_TABLE:         (*server).setMemTable,
 	VHOST_USER_SET_LOG_BASE:          (*server).setLogBase,
+	VHOST_USER_SET_LOG_FD:            (*server).setLogFD,
 	VHOST_USER_SET_VRING_NUM:         (*server).setVringNum,
 	VHOST_USER_SET_VRING_ADDR:        (*server).setVringAddr,
 	VHOST_USER_SET_VRING_BASE:        (*server).setVringBase,
@@ -349,6 +354,19 @@ func (s *server) setMemTable(m *message) error {
 	return nil
 }
 
+// setLogBase installs the dirty log (spec/vhost.md §1.10; QEMU
+// docs/interop/vhost-user.rst, "Migration"). The log memfd is mapped and
+// closed; it must cover the last page of every current region, otherwise
+// the request fails and the connection ends, as in the Rust virtiofsd. The
+// new log replaces the previous one for every region, including regions
+// added later, while the queues keep running: requests in flight log into
+// the new log from now on and the old mapping goes once nobody writes it.
+// The reply echoes the request body (QEMU only checks the request code).
+//
+// Logging starts as soon as a log is installed, whatever the state of
+// VHOST_F_LOG_ALL: QEMU installs the log before it sets the feature, and
+// marking pages that the front-end does not read costs nothing but the
+// bit.
 func (s *server) setLogBase(m *message) error {
 	if s.b.ProtocolFeatures()&VHOST_USER_PROTOCOL_F_LOG_SHMFD == 0 {
 		return errors.New("dirty logging (LOG_SHMFD) not offered")
@@ -363,6 +381,19 @@ func (s *server) setLogBase(m *message) error {
 	}
 	copy(s.out[headerSize:], m.body[:sizeLog])
 	return s.send(m.hdr.Request, sizeLog)
+}
+
+// setLogFD keeps the descriptor of SET_LOG_FD. vhost-user.rst defines it
+// only as "the logging file descriptor" (the kernel vhost counterpart,
+// VHOST_SET_LOG_FD, is an eventfd the device signals after writing the
+// log). With LOG_SHMFD the log itself arrives with SET_LOG_BASE and the
+// front-end reads the bitmap when it syncs, so there is nothing to signal;
+// QEMU never sends this request. The fd is held (replacing and closing any
+// previous one) until RESET_DEVICE or the end of the connection.
+func (s *server) setLogFD(m *message) error {
+	linux.Close(s.logFD)
+	s.logFD = m.takeFD(0)
+	return nil
 }
 
 func (s *server) setVringNum(m *message) error {
@@ -386,9 +417,16 @@ func (s *server) setVringAddr(m *message) error {
 	if !ok1 || !ok2 || !ok3 {
 		return fmt.Errorf("vring %d: ring address not in any memory region", m.addr.Index)
 	}
+	// With VHOST_VRING_F_LOG the front-end names the guest address at
+	// which used-ring writes are logged (vhost-user.rst, "Migration");
+	// without it they are logged at the used ring's GPA.
+	usedLog := used
+	if m.addr.Flags&VHOST_VRING_F_LOG != 0 {
+		usedLog = m.addr.LogGuest
+	}
 	// Re-read next_used from the guest only while the ring is stopped, so
 	// that completions in flight are not forgotten.
-	return r.q.SetAddr(t, desc, avail, used, !r.started)
+	return r.q.SetAddrLog(t, desc, avail, used, usedLog, !r.started)
 }
 
 func (s *server) setVringBase(m *message) error {
@@ -544,6 +582,8 @@ func (s *server) resetDevice(m *message) error {
 		linux.Close(r.q.Reset())
 	}
 	s.setAckedFeatures(0)
+	linux.Close(s.logFD)
+	s.logFD = -1
 	s.b.Reset()
 	return nil
 }

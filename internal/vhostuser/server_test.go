@@ -118,7 +118,8 @@ func TestBadMessages(t *testing.T) {
 		{"enable value 2", hdr(uint32(VHOST_USER_SET_VRING_ENABLE), 1, 8), vstate(0, 2), 0},
 		{"vring addr bad flags", hdr(uint32(VHOST_USER_SET_VRING_ADDR), 1, 40), vringAddr(0, 2, 0, 0, 0), 0},
 		{"vring addr misaligned", hdr(uint32(VHOST_USER_SET_VRING_ADDR), 1, 40), vringAddr(0, 0, 8, 0, 0), 0},
-		{"unsupported SET_LOG_FD", hdr(uint32(VHOST_USER_SET_LOG_FD), 1, 0), nil, 0},
+		{"SET_LOG_FD without fd", hdr(uint32(VHOST_USER_SET_LOG_FD), 1, 0), nil, 0},
+		{"SET_LOG_FD two fds", hdr(uint32(VHOST_USER_SET_LOG_FD), 1, 0), nil, 2},
 		{"unsupported SEND_RARP", hdr(uint32(VHOST_USER_SEND_RARP), 1, 8), u64(0), 0},
 		{"unsupported IOTLB_MSG", hdr(uint32(VHOST_USER_IOTLB_MSG), 1, 0), nil, 0},
 		{"unsupported POSTCOPY_ADVISE", hdr(uint32(VHOST_USER_POSTCOPY_ADVISE), 1, 0), nil, 0},
@@ -415,7 +416,7 @@ func TestRingLifecycle(t *testing.T) {
 // implement: each one ends the connection without a reply.
 func TestUnsupportedRequests(t *testing.T) {
 	for _, req := range []Request{
-		VHOST_USER_SET_LOG_FD, VHOST_USER_SEND_RARP, VHOST_USER_NET_SET_MTU, VHOST_USER_IOTLB_MSG,
+		VHOST_USER_SEND_RARP, VHOST_USER_NET_SET_MTU, VHOST_USER_IOTLB_MSG,
 		VHOST_USER_SET_VRING_ENDIAN, VHOST_USER_CREATE_CRYPTO_SESSION, VHOST_USER_CLOSE_CRYPTO_SESSION,
 		VHOST_USER_POSTCOPY_ADVISE, VHOST_USER_POSTCOPY_LISTEN, VHOST_USER_POSTCOPY_END,
 		VHOST_USER_GET_INFLIGHT_FD, VHOST_USER_SET_INFLIGHT_FD, VHOST_USER_VRING_KICK,

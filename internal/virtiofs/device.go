@@ -23,12 +23,14 @@ const (
 		vhostuser.VIRTIO_RING_F_EVENT_IDX | vhostuser.VHOST_USER_F_PROTOCOL_FEATURES |
 		vhostuser.VIRTIO_F_VERSION_1
 
-	// protocolFeatures = MQ | REPLY_ACK | BACKEND_REQ | BACKEND_SEND_FD |
-	// RESET_DEVICE | CONFIGURE_MEM_SLOTS = 0xA429. LOG_SHMFD and
-	// DEVICE_STATE are added with live migration; CONFIG only with a tag.
+	// protocolFeatures = MQ | LOG_SHMFD | REPLY_ACK | BACKEND_REQ | BACKEND_SEND_FD |
+	// RESET_DEVICE | CONFIGURE_MEM_SLOTS = 0xA42B (LOG_SHMFD: the dirty log
+	// for live migration). DEVICE_STATE is added with the device-state
+	// transfer; CONFIG only with a tag.
 	protocolFeatures = vhostuser.VHOST_USER_PROTOCOL_F_MQ | vhostuser.VHOST_USER_PROTOCOL_F_REPLY_ACK |
 		vhostuser.VHOST_USER_PROTOCOL_F_BACKEND_REQ | vhostuser.VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD |
-		vhostuser.VHOST_USER_PROTOCOL_F_RESET_DEVICE | vhostuser.VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS
+		vhostuser.VHOST_USER_PROTOCOL_F_RESET_DEVICE | vhostuser.VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
+		vhostuser.VHOST_USER_PROTOCOL_F_LOG_SHMFD
 )
 
 // Config space layout (virtio v1.2 §5.11.4).
