@@ -14,26 +14,12 @@ import (
 	fe "virtiofsd/internal/testutil/frontend"
 )
 
-// encodeState encodes st with migration.Encode. It accepts both forms of
-// that function (with and without an error result) so that this package
-// builds whichever the migration package provides.
+// encodeState encodes st with migration.Encode.
 func encodeState(t *testing.T, st *migration.State) []byte {
 	t.Helper()
-	var enc any = migration.Encode
-	var b []byte
-	switch enc := enc.(type) {
-	case func(*migration.State) []byte:
-		b = enc(st)
-	case func(*migration.State) ([]byte, error):
-		var err error
-		if b, err = enc(st); err != nil {
-			t.Fatalf("encode device state: %v", err)
-		}
-	default:
-		t.Fatalf("migration.Encode has an unexpected type %T", enc)
-	}
-	if len(b) == 0 {
-		t.Fatal("migration.Encode produced no bytes")
+	b, err := migration.Encode(st)
+	if err != nil {
+		t.Fatalf("encode device state: %v", err)
 	}
 	return b
 }
