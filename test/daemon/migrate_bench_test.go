@@ -40,22 +40,23 @@ func migBenchTree(b *testing.B, n int) (shared string, names [][2]string) {
 }
 
 // BenchmarkMigrate measures the device-state transfer with 10,000 and
-// 100,000 looked-up inodes, per daemon (it migrates to a daemon of its
-// own kind) and migration mode: save-ms runs from SET_DEVICE_STATE_FD to
-// EOF on the source's pipe (dirty logging is turned on just before, so it
-// includes whatever preparation is left), load-ms from
-// SET_DEVICE_STATE_FD to the reply to CHECK_DEVICE_STATE on the
-// destination. The source resumes after each round. It measures, it does
-// not assert. Setting up 100k inodes takes a while: run it with
-// -benchtime 1x (or a small count).
+// 100,000 looked-up inodes, per migration mode, source daemon and
+// destination daemon (BenchmarkMigrate/<n>/<mode>/<source>/to-<dest>):
+// save-ms runs from SET_DEVICE_STATE_FD to EOF on the source's pipe
+// (dirty logging is turned on just before, so it includes whatever
+// preparation is left), load-ms from SET_DEVICE_STATE_FD to the reply to
+// CHECK_DEVICE_STATE on the destination. Each source is set up once and
+// resumes after every round; every round loads into a fresh destination.
+// It measures, it does not assert. Setting up 100k inodes takes a while:
+// run it with -benchtime 1x (or a small count).
 func BenchmarkMigrate(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
 			shared, names := migBenchTree(b, n)
 			for _, mode := range []string{modeFindPaths, modeFileHandles} {
 				b.Run(mode, func(b *testing.B) {
-					forEachDaemonBench(b, func(b *testing.B, spec *daemonSpec) {
-						benchMigrate(b, spec, mode, shared, names)
+					forEachDaemonBench(b, func(b *testing.B, src *daemonSpec) {
+						benchMigrateFrom(b, src, mode, shared, names)
 					})
 				})
 			}
@@ -63,9 +64,9 @@ func BenchmarkMigrate(b *testing.B) {
 	}
 }
 
-func benchMigrate(b *testing.B, spec *daemonSpec, mode, shared string, names [][2]string) {
-	b.StopTimer()
-	timeout := 2 * time.Minute
+// benchMigrateFrom sets up a source with every name looked up and runs a
+// sub-benchmark per destination daemon.
+func benchMigrateFrom(b *testing.B, spec *daemonSpec, mode, shared string, names [][2]string) {
 	// Each looked-up inode holds an O_PATH descriptor by default. Where
 	// the hard RLIMIT_NOFILE (which the daemons cannot raise without
 	// CAP_SYS_RESOURCE) leaves too few, inodes hold file handles instead.
@@ -75,7 +76,7 @@ func benchMigrate(b *testing.B, spec *daemonSpec, mode, shared string, names [][
 		extra = []string{"--inode-file-handles=mandatory"}
 		b.Logf("hard RLIMIT_NOFILE %d: inodes hold file handles (%s)", lim.Max, extra[0])
 	}
-	src := startDaemonIn(b, spec, shared, startOpts{args: append(srcArgs(mode), extra...), fe: fe.Options{Timeout: timeout}})
+	src := startDaemonIn(b, spec, shared, startOpts{args: append(srcArgs(mode), extra...), fe: fe.Options{Timeout: 2 * time.Minute}})
 	f := src.FE
 	dirs := map[string]uint64{}
 	for _, nm := range names {
@@ -92,55 +93,87 @@ func benchMigrate(b *testing.B, spec *daemonSpec, mode, shared string, names [][
 			b.Fatalf("lookup %s/%s: %v", nm[0], nm[1], err)
 		}
 	}
+	for _, dspec := range daemons {
+		b.Run("to-"+dspec.name, func(b *testing.B) {
+			requireDaemon(b, dspec)
+			benchMigrateTo(b, src, dspec, mode, extra)
+		})
+	}
+}
+
+// benchMigrateTo runs b.N rounds of save from src and load into a fresh
+// destination; the source resumes after each round, also after a failed
+// one.
+func benchMigrateTo(b *testing.B, src *daemon, spec *daemonSpec, mode string, extra []string) {
+	b.StopTimer()
+	f := src.FE
 	var save, load time.Duration
 	var size int
 	for i := 0; i < b.N; i++ {
-		dst := startDaemonIn(b, spec, shared, startOpts{args: dstArgs(spec, mode, extra...), noFE: true})
+		dst := startDaemonIn(b, spec, src.Shared, startOpts{args: dstArgs(spec, mode, extra...), noFE: true})
 		fd, err := dst.dial()
 		if err != nil {
 			b.Fatal(err)
 		}
 		dst.connected = true
-		if err := f.SetLogAll(true); err != nil {
-			b.Fatal(err)
-		}
-		if err := f.StopQueues(); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		state, tm, err := f.SaveStateTimed()
-		b.StopTimer()
+		tm, state, err := migrateRound(b, f, fd, dst)
 		if err != nil {
-			b.Fatalf("%s source: %v", spec.name, err)
+			b.Fatalf("%v\nsource log:\n%s\ndestination log:\n%s", err, src.Log(), dst.Log())
 		}
-		save += tm.Transfer
-		size = len(state)
-		srcBackend := f.Connect(fd, dst.alive)
-		err = f.Negotiate()
-		if err == nil {
-			err = f.SendMemory(fe.MemTable)
-		}
-		if err != nil {
-			b.Fatalf("%s destination: %v", spec.name, err)
-		}
-		b.StartTimer()
-		tm, err = f.LoadStateTimed(state)
-		b.StopTimer()
-		if err != nil {
-			b.Fatalf("%s destination: %v\nlog:\n%s", spec.name, err, dst.Log())
-		}
-		load += tm.Total
-		// The destination goes; the source resumes for the next round.
-		f.Attach(srcBackend).Close()
-		if err := f.SetLogAll(false); err != nil {
-			b.Fatal(err)
-		}
-		if err := f.StartQueues(); err != nil {
-			b.Fatal(err)
-		}
+		save += tm[0]
+		load += tm[1]
+		size = state
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(b.N) }
 	b.ReportMetric(ms(save), "save-ms")
 	b.ReportMetric(ms(load), "load-ms")
 	b.ReportMetric(float64(size), "state-bytes")
+}
+
+// migrateRound saves the state of the source f talks to, loads it into
+// the destination connected on fd (which it closes) and lets the source
+// resume. It returns the save and load times and the state's size.
+func migrateRound(b *testing.B, f *fe.Frontend, fd int, dst *daemon) (tm [2]time.Duration, size int, err error) {
+	if err := f.SetLogAll(true); err != nil {
+		unix.Close(fd)
+		return tm, 0, fmt.Errorf("source: %w", err)
+	}
+	if err := f.StopQueues(); err != nil {
+		unix.Close(fd)
+		return tm, 0, fmt.Errorf("source: %w", err)
+	}
+	defer func() {
+		// The migration is over (for the destination, whatever became
+		// of it): the source resumes.
+		if e := f.SetLogAll(false); e != nil && err == nil {
+			err = fmt.Errorf("source: %w", e)
+		}
+		if e := f.StartQueues(); e != nil && err == nil {
+			err = fmt.Errorf("source: %w", e)
+		}
+	}()
+	b.StartTimer()
+	state, st, err := f.SaveStateTimed()
+	b.StopTimer()
+	if err != nil {
+		unix.Close(fd)
+		return tm, 0, fmt.Errorf("source: %w", err)
+	}
+	tm[0] = st.Transfer
+	srcBackend := f.Connect(fd, dst.alive)
+	defer func() { f.Attach(srcBackend).Close() }()
+	if err := f.Negotiate(); err != nil {
+		return tm, 0, fmt.Errorf("destination: %w", err)
+	}
+	if err := f.SendMemory(fe.MemTable); err != nil {
+		return tm, 0, fmt.Errorf("destination: %w", err)
+	}
+	b.StartTimer()
+	lt, err := f.LoadStateTimed(state)
+	b.StopTimer()
+	if err != nil {
+		return tm, 0, fmt.Errorf("destination: %w", err)
+	}
+	tm[1] = lt.Total
+	return tm, len(state), nil
 }
