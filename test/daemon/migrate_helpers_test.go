@@ -100,12 +100,20 @@ func startDest(t *testing.T, spec *daemonSpec, shared string, args ...string) *d
 	return d
 }
 
-// saveFrom runs the source side up to the saved state: dirty logging on
-// (the source prepares), rings stopped, state read.
-func saveFrom(t *testing.T, src *daemon) []byte {
+// saveFrom runs the source side up to the saved state, in QEMU's order:
+// the dirty log shared (when LOG_SHMFD is negotiated), dirty logging on
+// (the source starts preparing), during (the guest still runs while the
+// source prepares; may be nil), rings stopped, state read.
+func saveFrom(t *testing.T, src *daemon, during func(f *fe.Frontend)) []byte {
 	t.Helper()
 	f := src.FE
+	if f.AckedProtocol&fe.VHOST_USER_PROTOCOL_F_LOG_SHMFD != 0 {
+		mustOK(t, src.spec.name+" source: set log base", f.SetLogBase(f.LogSize()))
+	}
 	mustOK(t, src.spec.name+" source: log all on", f.SetLogAll(true))
+	if during != nil {
+		during(f)
+	}
 	mustOK(t, src.spec.name+" source: stop rings", f.StopQueues())
 	state, err := f.SaveState()
 	if err != nil {
@@ -143,13 +151,14 @@ func connectDest(t *testing.T, f *fe.Frontend, dst *daemon) *fe.Backend {
 	return old
 }
 
-// migrate moves the session of src to dst: save, load, rings started on
-// dst with the source's ring indexes, no FUSE INIT. The source's
+// migrate moves the session of src to dst: save (during as in saveFrom),
+// load, rings started on dst with the source's ring indexes, no FUSE
+// INIT. The source's
 // connection is closed (as when the source QEMU quits) and the source
 // must exit cleanly.
-func migrate(t *testing.T, src, dst *daemon) {
+func migrate(t *testing.T, src, dst *daemon, during func(f *fe.Frontend)) {
 	t.Helper()
-	state := saveFrom(t, src)
+	state := saveFrom(t, src, during)
 	f := src.FE
 	old := connectDest(t, f, dst)
 	if err := f.LoadState(state); err != nil {
@@ -229,6 +238,18 @@ func (s *migSession) lookup(f *fe.Frontend, dir, name string) *migNode {
 	}
 	n.count++
 	return n
+}
+
+// renamed records that the guest renamed oldRel to newRel.
+func (s *migSession) renamed(oldRel, newRel string) {
+	s.t.Helper()
+	id, ok := s.byRel[oldRel]
+	if !ok {
+		s.t.Fatalf("rename %s: not looked up", oldRel)
+	}
+	delete(s.byRel, oldRel)
+	s.byRel[newRel] = id
+	s.nodes[id].rel = newRel
 }
 
 // maxID is the largest node ID looked up.
@@ -316,6 +337,7 @@ func newMigTree(t *testing.T) migTree {
 	writeHost(t, filepath.Join(shared, "app.txt"), []byte(migAppData), 0o644)
 	writeHost(t, filepath.Join(shared, migNonASCII), []byte("non-ASCII"), 0o644)
 	writeHost(t, filepath.Join(shared, "gone.txt"), []byte("forgotten before the migration"), 0o644)
+	writeHost(t, filepath.Join(shared, "late.txt"), []byte("looked up while the source prepares"), 0o644)
 	writeHost(t, filepath.Join(shared, "fresh.txt"), []byte("looked up only after the migration"), 0o644)
 	if err := os.Link(filepath.Join(shared, "file.txt"), filepath.Join(shared, "d1/hard")); err != nil {
 		t.Fatal(err)

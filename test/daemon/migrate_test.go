@@ -73,7 +73,7 @@ func buildSession(t *testing.T, f *fe.Frontend, tr migTree) (*migSession, *migOp
 		return migHandle{node: id, fh: h.Fh, flags: flags, what: what}
 	}
 	o.file = open("file.txt", unix.O_RDONLY, "read-only file.txt")
-	o.deep = open("d1/d2/deep.txt", unix.O_RDONLY, "read-only d1/d2/deep.txt")
+	o.deep = open("d1/d2/deep.txt", unix.O_RDONLY, "read-only deep.txt")
 	o.wo = open("wo.txt", unix.O_WRONLY, "write-only wo.txt")
 	o.app = open("app.txt", unix.O_WRONLY|unix.O_APPEND, "append app.txt")
 	if got := must[[]byte](t, "read")(f.Read(o.file.node, o.file.fh, 0, 4096)); string(got) != migFileData {
@@ -177,6 +177,21 @@ func continueSession(t *testing.T, d *daemon, tr migTree, s *migSession, o *migO
 	d.serves()
 }
 
+// whilePreparing is the guest's activity while the source prepares its
+// state: a name looked up for the first time, and an open file renamed
+// into another directory. The source must describe both as they are when
+// it saves.
+func whilePreparing(t *testing.T, f *fe.Frontend, s *migSession, o *migOpen) {
+	t.Helper()
+	s.lookup(f, "", "late.txt")
+	s.lookup(f, "", "late.txt")
+	mustOK(t, "rename while preparing", f.Rename(s.byRel["d1/d2"], "deep.txt", s.byRel["d1"], "moved.txt"))
+	s.renamed("d1/d2/deep.txt", "d1/moved.txt")
+	if got, err := f.Read(o.deep.node, o.deep.fh, 0, 4096); err != nil || string(got) != migDeepData {
+		t.Fatalf("read %s while preparing = %q, %v", o.deep.what, got, err)
+	}
+}
+
 // TestMigrateSession moves a FUSE session between two daemons serving the
 // same directory and continues it on the destination with the guest's
 // node IDs, lookup counts and handles.
@@ -186,7 +201,7 @@ func TestMigrateSession(t *testing.T) {
 		src := startDaemonIn(t, c.src, tr.shared, startOpts{args: srcArgs(c.mode)})
 		dst := startDest(t, c.dst, tr.shared, dstArgs(c.dst, c.mode)...)
 		s, o := buildSession(t, src.FE, tr)
-		migrate(t, src, dst)
+		migrate(t, src, dst, func(f *fe.Frontend) { whilePreparing(t, f, s, o) })
 		continueSession(t, dst, tr, s, o)
 	})
 }
@@ -213,7 +228,7 @@ func TestMigrateRefused(t *testing.T) {
 			}
 			dst := startDest(t, c.dst, empty, "--migration-on-error=abort")
 			s, o := buildSession(t, src.FE, tr)
-			state := saveFrom(t, src)
+			state := saveFrom(t, src, nil)
 			f := src.FE
 			old := connectDest(t, f, dst)
 			err := f.LoadState(state)
