@@ -252,6 +252,21 @@ func (s *migSession) renamed(oldRel, newRel string) {
 	s.nodes[id].rel = newRel
 }
 
+// removed records that the name rel was removed on the host; its node
+// is then known by another name it was looked up under.
+func (s *migSession) removed(rel string) {
+	s.t.Helper()
+	id := s.byRel[rel]
+	delete(s.byRel, rel)
+	for r, other := range s.byRel {
+		if other == id {
+			s.nodes[id].rel = r
+			return
+		}
+	}
+	s.t.Fatalf("remove %s: node %d has no other name", rel, id)
+}
+
 // maxID is the largest node ID looked up.
 func (s *migSession) maxID() uint64 {
 	var m uint64

@@ -201,6 +201,13 @@ func TestMigrateSession(t *testing.T) {
 		src := startDaemonIn(t, c.src, tr.shared, startOpts{args: srcArgs(c.mode)})
 		dst := startDest(t, c.dst, tr.shared, dstArgs(c.dst, c.mode)...)
 		s, o := buildSession(t, src.FE, tr)
+		// The name file.txt was looked up under goes away on the host;
+		// the inode is still reachable through its other link, which a
+		// find-paths source must find by searching the shared directory.
+		if err := os.Remove(filepath.Join(tr.shared, "file.txt")); err != nil {
+			t.Fatal(err)
+		}
+		s.removed("file.txt")
 		migrate(t, src, dst, func(f *fe.Frontend) { whilePreparing(t, f, s, o) })
 		continueSession(t, dst, tr, s, o)
 	})
