@@ -84,7 +84,14 @@ func dstArgs(spec *daemonSpec, mode string, extra ...string) []string {
 // connecting to it: the front-end of the source moves over.
 func startDest(t *testing.T, spec *daemonSpec, shared string, args ...string) *daemon {
 	t.Helper()
-	d := startDaemonIn(t, spec, shared, startOpts{args: args, noFE: true})
+	return startDestOpts(t, spec, shared, startOpts{args: args})
+}
+
+// startDestOpts is startDest with more options (o.noFE is implied).
+func startDestOpts(t *testing.T, spec *daemonSpec, shared string, o startOpts) *daemon {
+	t.Helper()
+	o.noFE = true
+	d := startDaemonIn(t, spec, shared, o)
 	// A destination nobody connected to (the test ended before the
 	// migration) waits for its front-end forever; a connection closed at
 	// once ends it, and the harness's clean-up (which runs after this

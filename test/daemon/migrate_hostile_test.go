@@ -28,9 +28,9 @@ func encodeState(t *testing.T, st *migration.State) []byte {
 // state the way a migration destination gets it: handshake without
 // starting the rings, the state loaded, then (on success) the rings
 // started. No FUSE INIT.
-func startLoaded(t *testing.T, spec *daemonSpec, shared string, state []byte, args ...string) (*daemon, error) {
+func startLoaded(t *testing.T, spec *daemonSpec, shared string, state []byte, o startOpts) (*daemon, error) {
 	t.Helper()
-	d := startDest(t, spec, shared, args...)
+	d := startDestOpts(t, spec, shared, o)
 	fd, err := d.dial()
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, d.Log())
@@ -100,6 +100,10 @@ type hostileCase struct {
 	ours, ref map[string]hostileOutcome
 	// resolves is, for badNodeIs, the host path node 3 turns out to be.
 	resolves func(tr escapeTree) string
+	// refBare and escapes, when set, replace ref and resolves for the
+	// reference without its sandbox, where it opens names unchecked.
+	refBare map[string]hostileOutcome
+	escapes func(tr escapeTree) string
 }
 
 // hostileState is a find-paths stream for the shared directory of tr:
@@ -119,11 +123,13 @@ func hostileState(loc migration.Location) *migration.State {
 
 // TestMigrateHostileStreams hands destinations streams that are not
 // device states, or whose names leave the shared directory or are not a
-// single component. Ours refuses them (abort) or fails only the bad node
-// (guest-error) and never opens anything outside the shared directory;
-// the reference does not check names and, confined by its namespace
-// sandbox (the shared directory is its root), resolves them inside the
-// shared directory. Both are asserted as observed.
+// single component, with and without the daemon's sandbox. Ours refuses
+// them (abort) or fails only the bad node (guest-error) and holds nothing
+// outside the shared directory either way. The reference does not check
+// names: in its namespace sandbox (the shared directory is its root) they
+// resolve inside the shared directory or not at all; without the sandbox
+// ".." and absolute names reach outside it (docs/migration.md, "Where we
+// do better than the Rust daemon"). Both are asserted as observed.
 func TestMigrateHostileStreams(t *testing.T) {
 	all := func(o hostileOutcome) map[string]hostileOutcome {
 		return map[string]hostileOutcome{"abort": o, "guest-error": o}
@@ -168,6 +174,8 @@ func TestMigrateHostileStreams(t *testing.T) {
 			ours:     perNode,
 			ref:      all(badNodeIs),
 			resolves: func(tr escapeTree) string { return tr.shared },
+			refBare:  all(badNodeIs),
+			escapes:  func(tr escapeTree) string { return tr.top },
 		},
 		{
 			name:     "slash",
@@ -184,6 +192,8 @@ func TestMigrateHostileStreams(t *testing.T) {
 				return encodeState(t, hostileState(pathLoc(filepath.Join(tr.outside, "secret"))))
 			},
 			ours: perNode, ref: perNode,
+			refBare: all(badNodeIs),
+			escapes: func(tr escapeTree) string { return filepath.Join(tr.outside, "secret") },
 		},
 		{
 			name: "fullpath-dotdot",
@@ -191,62 +201,82 @@ func TestMigrateHostileStreams(t *testing.T) {
 				return encodeState(t, hostileState(migration.Location{Kind: migration.LocFullPath, Name: "../outside/secret"}))
 			},
 			ours: perNode, ref: perNode,
+			refBare: all(badNodeIs),
+			escapes: func(tr escapeTree) string { return filepath.Join(tr.outside, "secret") },
 		},
 	}
 	forEachDaemon(t, func(t *testing.T, spec *daemonSpec) {
-		for _, c := range cases {
-			for _, policy := range []string{"abort", "guest-error"} {
-				t.Run(c.name+"/"+policy, func(t *testing.T) {
-					tr := newEscapeTree(t)
-					writeHost(t, filepath.Join(tr.shared, "file.txt"), []byte("file"), 0o644)
-					if err := os.Mkdir(filepath.Join(tr.shared, "d1"), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					writeHost(t, filepath.Join(tr.shared, "d1/inner"), []byte("inner"), 0o644)
-					want := c.ref[policy]
-					if spec.hardened {
-						want = c.ours[policy]
-					}
-					d, err := startLoaded(t, spec, tr.shared, c.build(t, tr), "--migration-on-error="+policy)
-					for _, p := range []string{tr.top, tr.outside, filepath.Join(tr.outside, "secret")} {
-						if fds := fdsOn(t, d, p); len(fds) > 0 {
-							t.Errorf("%s holds descriptors on %s, outside the shared directory: %v", spec.name, p, fds)
-						}
-					}
-					if want == refused {
-						if !errors.Is(err, fe.ErrStateCheck) {
-							t.Fatalf("load = %v, want a failed check\nlog:\n%s", err, d.Log())
-						}
-						return
-					}
-					if err != nil {
-						t.Fatalf("load: %v\nlog:\n%s", err, d.Log())
-					}
-					a, err := d.FE.Getattr(2)
-					if err != nil {
-						t.Fatalf("getattr of the good node: %v", err)
-					}
-					checkAttr(t, "good node", a.Attr, hostStat(t, filepath.Join(tr.shared, "file.txt")))
-					a, err = d.FE.Getattr(3)
-					switch want {
-					case badNodeFails:
-						mustFail(t, "getattr of the bad node", err)
-						t.Logf("%s: getattr of the bad node: %v", spec.name, err)
-						// FORGET works normally on an invalid node: then
-						// it is gone.
-						mustOK(t, "forget", d.FE.Forget(3, 1))
-						if _, err := d.FE.Getattr(3); !errors.Is(err, unix.EBADF) {
-							t.Errorf("getattr of the forgotten bad node: %v, want EBADF", err)
-						}
-					case badNodeIs:
-						if err != nil {
-							t.Fatalf("getattr of node 3: %v", err)
-						}
-						checkAttr(t, "node 3", a.Attr, hostStat(t, c.resolves(tr)))
-					}
-					d.serves()
-				})
+		for _, bare := range []bool{false, true} {
+			sandbox := "sandboxed"
+			if bare {
+				sandbox = "unsandboxed"
+			}
+			for _, c := range cases {
+				for _, policy := range []string{"abort", "guest-error"} {
+					t.Run(sandbox+"/"+c.name+"/"+policy, func(t *testing.T) {
+						runHostileCase(t, spec, c, policy, bare)
+					})
+				}
 			}
 		}
 	})
+}
+
+// runHostileCase hands the stream of c to a fresh destination and checks
+// the outcome the daemon has for it.
+func runHostileCase(t *testing.T, spec *daemonSpec, c hostileCase, policy string, bare bool) {
+	tr := newEscapeTree(t)
+	writeHost(t, filepath.Join(tr.shared, "file.txt"), []byte("file"), 0o644)
+	if err := os.Mkdir(filepath.Join(tr.shared, "d1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeHost(t, filepath.Join(tr.shared, "d1/inner"), []byte("inner"), 0o644)
+	want, resolves, escape := c.ref[policy], c.resolves, false
+	switch {
+	case spec.hardened:
+		want = c.ours[policy]
+	case bare && c.refBare != nil:
+		want, resolves, escape = c.refBare[policy], c.escapes, true
+	}
+	d, err := startLoaded(t, spec, tr.shared, c.build(t, tr), startOpts{args: []string{"--migration-on-error=" + policy}, unsandboxed: bare})
+	for _, p := range []string{tr.top, tr.outside, filepath.Join(tr.outside, "secret")} {
+		fds := fdsOn(t, d, p)
+		if len(fds) > 0 && !escape {
+			t.Errorf("%s holds descriptors on %s, outside the shared directory: %v", spec.name, p, fds)
+		}
+		if len(fds) > 0 && escape {
+			t.Logf("%s (known gap: names opened unchecked) holds descriptors on %s: %v", spec.name, p, fds)
+		}
+	}
+	if want == refused {
+		if !errors.Is(err, fe.ErrStateCheck) {
+			t.Fatalf("load = %v, want a failed check\nlog:\n%s", err, d.Log())
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("load: %v\nlog:\n%s", err, d.Log())
+	}
+	a, err := d.FE.Getattr(2)
+	if err != nil {
+		t.Fatalf("getattr of the good node: %v", err)
+	}
+	checkAttr(t, "good node", a.Attr, hostStat(t, filepath.Join(tr.shared, "file.txt")))
+	a, err = d.FE.Getattr(3)
+	switch want {
+	case badNodeFails:
+		mustFail(t, "getattr of the bad node", err)
+		t.Logf("%s: getattr of the bad node: %v", spec.name, err)
+		// FORGET works normally on an invalid node: then it is gone.
+		mustOK(t, "forget", d.FE.Forget(3, 1))
+		if _, err := d.FE.Getattr(3); !errors.Is(err, unix.EBADF) {
+			t.Errorf("getattr of the forgotten bad node: %v, want EBADF", err)
+		}
+	case badNodeIs:
+		if err != nil {
+			t.Fatalf("getattr of node 3: %v", err)
+		}
+		checkAttr(t, "node 3", a.Attr, hostStat(t, resolves(tr)))
+	}
+	d.serves()
 }
