@@ -269,6 +269,33 @@ func (vm *VM) RunState(ctx context.Context) (string, error) {
 	return st.Status, nil
 }
 
+// WaitRunning waits for the guest to run: a source whose migration failed
+// resumes it (emitting a RESUME event) shortly after reporting the failure.
+func (vm *VM) WaitRunning(ctx context.Context) error {
+	mark := vm.QMP.eventCount()
+	st, err := vm.RunState(ctx)
+	if err != nil || st == "running" {
+		return err
+	}
+	// Not yet running: a resume from now on emits RESUME.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-vm.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if _, err := vm.QMP.WaitEvent(ctx, &mark, func(ev QMPEvent) bool { return ev.Event == "RESUME" }); err != nil {
+		return fmt.Errorf("%s is %s and did not resume: %w", vm.Name, st, err)
+	}
+	if st, err = vm.RunState(ctx); err == nil && st != "running" {
+		err = fmt.Errorf("%s is %s after resuming, want running", vm.Name, st)
+	}
+	return err
+}
+
 // Quit asks QEMU to quit and waits up to grace for it to exit, killing it
 // otherwise; it reports whether QEMU quit by itself.
 func (vm *VM) Quit(ctx context.Context, grace time.Duration) bool {

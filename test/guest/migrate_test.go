@@ -306,10 +306,8 @@ func (r *chainRun) migrate(src slot, h hop) (slot, error) {
 			return src, fmt.Errorf("migration from %s to %s, which cannot load the state: source reports %s, want failed", src, dst, srcStatus)
 		}
 		from := src.vm.Out.Len()
-		if st, err := src.vm.RunState(ctx); err != nil {
-			return src, err
-		} else if st != "running" {
-			return src, fmt.Errorf("%s is %s after the failed migration, want running", src, st)
+		if err := src.vm.WaitRunning(ctx); err != nil {
+			return src, fmt.Errorf("after the failed migration: %w", err)
 		}
 		dst.vm.Close()
 		dst.daemon.Kill()

@@ -154,6 +154,13 @@ func (q *QMP) err() error {
 	return q.readErr
 }
 
+// eventCount returns how many events have arrived so far.
+func (q *QMP) eventCount() int {
+	q.evMu.Lock()
+	defer q.evMu.Unlock()
+	return len(q.events)
+}
+
 // Events returns the events received so far.
 func (q *QMP) Events() []QMPEvent {
 	q.evMu.Lock()
