@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,9 +108,9 @@ var migrationModes = []migrationMode{
 const (
 	// migrationTimeout bounds one chain: the boot, every hop and the
 	// guest's final checks.
-	migrationTimeout = 8 * time.Minute
+	migrationTimeout = 4 * time.Minute
 	// migrationStepTimeout bounds each wait within a chain.
-	migrationStepTimeout = 3 * time.Minute
+	migrationStepTimeout = 2 * time.Minute
 	// quitGrace is how long QEMU gets to quit when asked.
 	quitGrace = 30 * time.Second
 )
@@ -424,6 +425,11 @@ func runMigrationChain(t *testing.T, deps Deps, prog string, bins map[daemonKind
 		t.Fatalf("guest on %s: %v", cur, err)
 	}
 	t.Logf("guest: %d rounds, %d lines appended, %d entries walked", rep.Iterations, rep.Lines, rep.Entries)
+	for _, l := range strings.Split(cur.vm.Out.String(), "\n") {
+		if strings.HasPrefix(l, "guestprog: ") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
 	for _, e := range rep.Errors {
 		t.Errorf("guest: %s", e)
 	}

@@ -190,16 +190,41 @@ func (r *migrator) run() error {
 	if wd, err := os.Getwd(); err != nil || wd != treeDir {
 		r.fail("getcwd: %q, %v; want %q", wd, err, treeDir)
 	}
+	t0 = time.Now()
 	again, err := walkTree()
+	fmt.Fprintf(os.Stderr, "guestprog: second walk took %v\n", time.Since(t0).Round(time.Millisecond))
 	if err != nil {
 		r.fail("second walk: %v", err)
 	} else {
 		r.compareWalks(again)
 	}
-	if err := scenario.Verify(".", r.m.Seeds); err != nil {
-		r.fail("tree after the migrations: %v", err)
-	}
+	r.checkContents()
 	return nil
+}
+
+// migrateSample is the share of the tree's files whose content the guest
+// reads at the end: one in migrateSample (the host reads them all).
+const migrateSample = 20
+
+// checkContents reads a sample of the tree's files, the held file and the
+// hard-linked pair among them, and compares them with the host's digests.
+func (r *migrator) checkContents() {
+	t0 := time.Now()
+	n := 0
+	for i, e := range r.m.Seeds {
+		if e.Kind != scenario.File || (i%migrateSample != 0 && e.Path != scenario.MigrateKnownFile && e.Nlink < 2) {
+			continue
+		}
+		n++
+		b, err := os.ReadFile(e.Path)
+		switch {
+		case err != nil:
+			r.fail("read %s: %v", e.Path, err)
+		case scenario.Digest(b) != e.SHA256:
+			r.fail("read %s: %d bytes, sha256 %s; host wrote %d bytes, sha256 %s", e.Path, len(b), scenario.Digest(b), e.Size, e.SHA256)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "guestprog: read %d files in %v\n", n, time.Since(t0).Round(time.Millisecond))
 }
 
 // loop runs the rounds until the stop file appears.
