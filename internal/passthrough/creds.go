@@ -93,7 +93,7 @@ func (fs *FS) switchCreds(c *fuse.Context, g *credGuard) unix.Errno {
 			return e
 		}
 		g.switchUID = true
-		if !fs.suppGroups.Load() {
+		if !fs.cur().suppGroups.Load() {
 			if err := raiseEffectiveCap(unix.CAP_DAC_OVERRIDE); err != nil {
 				fs.log.Warn("cannot raise CAP_DAC_OVERRIDE", "err", err)
 			}

@@ -100,13 +100,21 @@
 //
 // # Lock order
 //
-// FS.initMu (INIT, DESTROY, Close) comes first: it is held while the
-// others are taken. FS.mu (inode table) and FS.hmu (handle table) are leaves: neither is held
-// while taking the other, and no system call is made under either, except
-// close(2) of a descriptor whose last reference was dropped (done after
-// unlocking). handle.io is taken without either table lock held. FS.mmu
-// (mount descriptors) is taken without FS.mu held; opening a new mount
+// FS.initMu (INIT, DESTROY, loading a migration stream, Close) comes
+// first: it is held while the others are taken. The session's mu (inode
+// table) and hmu (handle table) are leaves: neither is held while taking
+// the other, and no system call is made under either, except close(2) of a
+// descriptor whose last reference was dropped (done after unlocking).
+// handle.io is taken without either table lock held. FS.mmu (mount
+// descriptors) is taken without the session's mu held; opening a new mount
 // descriptor happens under it (rare: once per mount).
+//
+// # Sessions
+//
+// The FS holds the configuration and the host resources; the state of the
+// FUSE session with the guest (inode and handle tables, ID counters,
+// negotiated flags) is a session object, built by INIT or by loading a
+// migration stream, and replaced whole (see session.go).
 //
 // # Differences from the reference daemon
 //

@@ -13,13 +13,13 @@ import (
 // path. An object that was deleted, or moved outside the shared directory,
 // has no such path (error).
 func (fs *FS) Path(nodeid uint64) (string, error) {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return "", fmt.Errorf("find path of node %d: %w", nodeid, unix.EBADF)
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return "", fmt.Errorf("find path of node %d: %w", nodeid, e)
 	}
 	defer fs.putInode(in)
-	rootIn := fs.getInode(RootID)
-	if rootIn == nil {
+	rootIn, e := fs.getInode(RootID)
+	if e != 0 {
 		return "", fmt.Errorf("find path of node %d: no root node", nodeid)
 	}
 	defer fs.putInode(rootIn)

@@ -77,9 +77,9 @@ func handleFS(t *testing.T, mode FileHandleMode, mod func(*Config)) (*FS, string
 }
 
 func record(fs *FS, nodeid uint64) *inode {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return fs.inodes[nodeid]
+	fs.cur().mu.Lock()
+	defer fs.cur().mu.Unlock()
+	return fs.cur().inodes[nodeid]
 }
 
 func TestFileHandleOps(t *testing.T) {
@@ -185,8 +185,8 @@ func TestFileHandleOps(t *testing.T) {
 
 			// Forgetting everything releases the mount descriptor.
 			fs.Destroy()
-			if len(fs.mounts) != 0 || len(fs.byHandle) != 0 {
-				t.Errorf("after Destroy: %d mount fds, %d handle index entries", len(fs.mounts), len(fs.byHandle))
+			if len(fs.mounts) != 0 || len(fs.cur().byHandle) != 0 {
+				t.Errorf("after Destroy: %d mount fds, %d handle index entries", len(fs.mounts), len(fs.cur().byHandle))
 			}
 			if got := openFDs(t); got >= base {
 				t.Errorf("open fds after Destroy = %d, want < %d (mount fd closed)", got, base)
@@ -205,11 +205,11 @@ func TestFileHandleIdentity(t *testing.T) {
 	in := record(fs, f.NodeID)
 	other := *in.fh
 	other.raw.data[other.raw.bytes-1] ^= 0xff
-	fs.mu.Lock()
-	byKeyOnly := fs.findLocked(in.key, nil)
-	byOther := fs.findLocked(in.key, &other)
-	byOwn := fs.findLocked(in.key, in.fh)
-	fs.mu.Unlock()
+	fs.cur().mu.Lock()
+	byKeyOnly := fs.cur().findLocked(in.key, nil)
+	byOther := fs.cur().findLocked(in.key, &other)
+	byOwn := fs.cur().findLocked(in.key, in.fh)
+	fs.cur().mu.Unlock()
 	if byKeyOnly != nil || byOther != nil {
 		t.Errorf("a handle record was matched by inode key alone")
 	}

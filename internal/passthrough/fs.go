@@ -36,37 +36,19 @@ type FS struct {
 	timeoutSec  uint64
 	timeoutNsec uint32
 
-	// Negotiated at INIT, reset by Destroy.
-	writeback  atomic.Bool
-	announce   atomic.Bool
-	suppGroups atomic.Bool
-
-	// fdUsed counts the guest-fd slots in use, against fdBudget.
+	// fdUsed counts the guest-fd slots in use, against fdBudget. The
+	// budget is the process's, not a session's: a record of a retired
+	// session keeps its slot until the last request using it is done.
 	fdUsed       atomic.Int64
 	fdBudget     int64
 	enfileLogged atomic.Bool
 
-	// nextNode and nextHandle hand out node and handle IDs; never reset.
-	nextNode   atomic.Uint64
-	nextHandle atomic.Uint64
-
-	// mu is one mutex for the whole inode table, held only for map
-	// operations. Measured with BenchmarkLookupParallel and
-	// BenchmarkGetattrParallel (2 CPUs, -mutexprofile): under 0.1% of the
-	// run time is spent waiting for it, the system calls dominate, so
-	// striping would buy nothing.
-	mu     sync.Mutex
-	inodes map[uint64]*inode   // guarded by mu
-	byKey  map[inodeKey]*inode // guarded by mu
-
-	hmu     sync.Mutex
-	handles map[uint64]*handle // guarded by hmu
+	// sess is the current session (see session); never nil.
+	sess atomic.Pointer[session]
 
 	// handleMode is --inode-file-handles after the start-up self-test
 	// (which may turn prefer into never).
 	handleMode FileHandleMode
-	// byHandle indexes the records held as file handles; guarded by mu.
-	byHandle map[fileHandle]*inode
 	// mountinfoFD is /proc/self/mountinfo, read afresh for each new
 	// mount descriptor; -1 in never mode unless Config.MountinfoFD was
 	// given.
@@ -107,12 +89,8 @@ func New(cfg Config) (*FS, error) {
 		procFD:   -1,
 		rootFD:   -1,
 		fdBudget: int64(cfg.FDBudget),
-		inodes:   make(map[uint64]*inode),
-		byKey:    make(map[inodeKey]*inode),
-		handles:  make(map[uint64]*handle),
 
 		handleMode:     cfg.InodeFileHandles,
-		byHandle:       make(map[fileHandle]*inode),
 		mountinfoFD:    -1,
 		mounts:         make(map[uint64]*mountFD),
 		noHandleLogged: make(map[uint64]bool),
@@ -121,6 +99,7 @@ func New(cfg Config) (*FS, error) {
 	if fs.log == nil {
 		fs.log = slog.Default()
 	}
+	fs.sess.Store(newSession(nil))
 	if cfg.RootFD > 0 {
 		fs.rootFD = cfg.RootFD
 	}
@@ -156,7 +135,6 @@ func (fs *FS) setup() error {
 	default:
 		return fmt.Errorf("create passthrough fs: unknown cache policy %d", cfg.Cache)
 	}
-	fs.nextNode.Store(RootID + 1)
 	if fs.procFD < 0 {
 		fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
 		if err != nil {
@@ -220,7 +198,7 @@ func probeOpenat2() bool {
 func (fs *FS) Close() {
 	fs.initMu.Lock()
 	defer fs.initMu.Unlock()
-	fs.destroyLocked()
+	fs.replaceSession(newSession(fs.cur()))
 	for _, fd := range []*int{&fs.procFD, &fs.rootFD, &fs.mountinfoFD} {
 		if *fd >= 0 {
 			unix.Close(*fd)
@@ -229,15 +207,22 @@ func (fs *FS) Close() {
 	}
 }
 
-// Init implements fuse.FileSystem.Init. It first drops the state of any
-// earlier session, as DESTROY does, then installs the root record.
+// Init implements fuse.FileSystem.Init. It builds a new session holding
+// the root record and the negotiated flags, and installs it in place of any
+// earlier one (which is retired, as DESTROY does). When the root cannot be
+// opened the earlier session is retired all the same and INIT fails.
 func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
 	fs.initMu.Lock()
 	defer fs.initMu.Unlock()
-	fs.destroyLocked()
-	if e := fs.installRoot(); e != 0 {
+	s := newSession(fs.cur())
+	root, e := fs.newRoot()
+	if e != 0 {
+		fs.replaceSession(s)
 		return 0, e
 	}
+	s.mu.Lock()
+	s.insertLocked(root)
+	s.mu.Unlock()
 
 	want := fuse.FUSE_ASYNC_READ | fuse.FUSE_ATOMIC_O_TRUNC | fuse.FUSE_BIG_WRITES |
 		fuse.FUSE_HAS_IOCTL_DIR | fuse.FUSE_AUTO_INVAL_DATA | fuse.FUSE_ASYNC_DIO |
@@ -248,14 +233,14 @@ func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
 	}
 	if fs.cfg.Writeback {
 		want |= fuse.FUSE_WRITEBACK_CACHE
-		fs.writeback.Store(capable&fuse.FUSE_WRITEBACK_CACHE != 0)
+		s.writeback.Store(capable&fuse.FUSE_WRITEBACK_CACHE != 0)
 	}
 	if fs.cfg.AllowMmap {
 		want |= fuse.FUSE_DIRECT_IO_ALLOW_MMAP
 	}
 	if fs.cfg.AnnounceSubmounts {
 		if capable&fuse.FUSE_SUBMOUNTS != 0 {
-			fs.announce.Store(true)
+			s.announce.Store(true)
 		} else {
 			// Printed to stderr directly, like the reference.
 			fmt.Fprintln(os.Stderr, "Warning: Cannot announce submounts, client does not support it")
@@ -267,35 +252,32 @@ func (fs *FS) Init(capable uint64) (uint64, unix.Errno) {
 			fs.log.Warn("Cannot enable KILLPRIV_V2, client does not support it")
 		}
 	}
-	fs.suppGroups.Store(capable&fuse.FUSE_CREATE_SUPP_GROUP != 0)
+	s.suppGroups.Store(capable&fuse.FUSE_CREATE_SUPP_GROUP != 0)
+	fs.replaceSession(s)
 	return want, 0
 }
 
-// installRoot builds the root record from a fresh O_PATH descriptor on the
-// shared directory, reopened from fs.rootFD through /proc/self/fd (the
-// record owns and eventually closes its descriptor, fs.rootFD stays), and
-// indexes it as node 1 with two lookups. A root record still indexed (a
-// request in flight since the last DESTROY cannot add one, but the table
-// is not trusted to be empty) is unindexed and released.
-//
-// Preconditions: fs.initMu is held.
-func (fs *FS) installRoot() unix.Errno {
+// newRoot builds the root record (node 1, two lookups, the table's
+// reference) from a fresh O_PATH descriptor on the shared directory,
+// reopened from fs.rootFD through /proc/self/fd: the record owns and
+// eventually closes its descriptor, fs.rootFD stays.
+func (fs *FS) newRoot() (*inode, unix.Errno) {
 	var pn procName
 	fd, e := sysOpenat(fs.procFD, pn.set(fs.rootFD), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if e != 0 {
 		fs.log.Error("cannot open the shared directory", "path", fs.cfg.Root, "err", e)
-		return e
+		return nil, e
 	}
 	var stx unix.Statx_t
 	if e := statxFD(fd, &stx); e != 0 {
 		unix.Close(fd)
-		return e
+		return nil, e
 	}
 	var fh fileHandle
 	hasFH, e := fs.handleFor(fd, &stx, &fh)
 	if e != 0 {
 		unix.Close(fd)
-		return e
+		return nil, e
 	}
 	var fhp *fileHandle
 	if hasFH {
@@ -303,58 +285,42 @@ func (fs *FS) installRoot() unix.Errno {
 	}
 	root, e := fs.newInode(fd, keyOf(&stx), uint32(stx.Mode), fhp)
 	if e != 0 {
-		return e
+		return nil, e
 	}
 	root.nodeid = RootID
 	root.lookups = 2
 	root.refs.Store(1)
-	fs.mu.Lock()
-	old := fs.inodes[RootID]
-	drop := old != nil && fs.forgetLocked(old, old.lookups)
-	fs.insertLocked(root)
-	fs.mu.Unlock()
-	if drop {
-		fs.putInode(old)
-	}
-	return 0
+	return root, 0
 }
 
-// Destroy implements fuse.FileSystem.Destroy. Requests in flight keep the
+// cur returns the current session.
+func (fs *FS) cur() *session { return fs.sess.Load() }
+
+// Destroy implements fuse.FileSystem.Destroy: the session is replaced by
+// an empty one (which keeps the ID counters). Requests in flight keep the
 // records they hold until they finish.
 func (fs *FS) Destroy() {
 	fs.initMu.Lock()
 	defer fs.initMu.Unlock()
-	fs.destroyLocked()
+	fs.replaceSession(newSession(fs.cur()))
 }
 
-// destroyLocked drops every handle and inode record and resets the
-// negotiated state.
+// replaceSession makes s the current session and retires the previous
+// one, releasing the table's references on its records and handles.
 //
 // Preconditions: fs.initMu is held.
-func (fs *FS) destroyLocked() {
-	fs.hmu.Lock()
-	handles := fs.handles
-	fs.handles = make(map[uint64]*handle)
-	fs.hmu.Unlock()
+func (fs *FS) replaceSession(s *session) {
+	old := fs.sess.Swap(s)
+	if old == nil || old == s {
+		return
+	}
+	inodes, handles := old.retire()
 	for _, h := range handles {
 		fs.putHandle(h)
 	}
-
-	fs.mu.Lock()
-	inodes := fs.inodes
-	fs.inodes = make(map[uint64]*inode)
-	fs.byKey = make(map[inodeKey]*inode)
-	fs.byHandle = make(map[fileHandle]*inode)
-	for _, in := range inodes {
-		in.lookups = 0
-	}
-	fs.mu.Unlock()
 	for _, in := range inodes {
 		fs.putInode(in)
 	}
-	fs.writeback.Store(false)
-	fs.announce.Store(false)
-	fs.suppGroups.Store(false)
 }
 
 // statxFD fills stx for the object open at fd.

@@ -395,7 +395,7 @@ func (r *fuzzRun) node() uint64 {
 	case 0xfe:
 		return 1 << 40
 	case 0xfd:
-		return r.fs.nextNode.Load() // the next one to be handed out
+		return r.fs.cur().nextNode.Load() // the next one to be handed out
 	}
 	return r.nodes[int(c)%len(r.nodes)]
 }
@@ -542,7 +542,7 @@ func (r *fuzzRun) entry(e int32, p []byte) {
 
 // checkNode fails the run if nodeid's object is outside scratch.
 func (r *fuzzRun) checkNode(nodeid uint64) {
-	in := r.fs.getInode(nodeid)
+	in, _ := r.fs.getInode(nodeid)
 	if in == nil {
 		r.failed = fmt.Sprintf("node %d from a reply is unknown", nodeid)
 		return
@@ -569,7 +569,7 @@ func (r *fuzzRun) handle(nodeid uint64, e int32, p []byte) {
 		return
 	}
 	fh := binary.LittleEndian.Uint64(p)
-	h := r.fs.getHandle(nodeid, fh)
+	h, _ := r.fs.getHandle(nodeid, fh)
 	if h == nil {
 		r.failed = fmt.Sprintf("handle %d of node %d from a reply is unknown", fh, nodeid)
 		return

@@ -15,6 +15,9 @@ type handle struct {
 	id     uint64
 	nodeid uint64
 	fd     int
+	// flags are the open(2) flags a migration destination reopens the
+	// handle with (docs/migration.md).
+	flags int32
 	// io is taken shared by READ and WRITE and exclusively by READDIR,
 	// which moves the directory's file offset.
 	io sync.RWMutex
@@ -23,17 +26,21 @@ type handle struct {
 }
 
 // getHandle returns handle fh if it exists and belongs to nodeid, with a
-// reference the caller drops with putHandle; nil otherwise (EBADF).
-func (fs *FS) getHandle(nodeid, fh uint64) *handle {
-	fs.hmu.Lock()
-	h := fs.handles[fh]
-	if h != nil && h.nodeid == nodeid {
+// reference the caller drops with putHandle. Otherwise it returns the error
+// to answer: the recorded one for a handle a migration could not reopen,
+// EBADF for an unknown one.
+func (fs *FS) getHandle(nodeid, fh uint64) (*handle, unix.Errno) {
+	s := fs.cur()
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if h := s.handles[fh]; h != nil && h.nodeid == nodeid {
 		h.refs.Add(1)
-	} else {
-		h = nil
+		return h, 0
 	}
-	fs.hmu.Unlock()
-	return h
+	if f := s.failedHandles[fh]; f != nil && f.nodeid == nodeid {
+		return nil, f.err
+	}
+	return nil, unix.EBADF
 }
 
 func (fs *FS) putHandle(h *handle) {
@@ -50,25 +57,42 @@ func (fs *FS) addHandle(nodeid uint64, fd int) (uint64, unix.Errno) {
 		unix.Close(fd)
 		return 0, unix.ENFILE
 	}
-	h := &handle{id: fs.nextHandle.Add(1) - 1, nodeid: nodeid, fd: fd}
+	h := &handle{nodeid: nodeid, fd: fd}
 	h.refs.Store(1)
-	fs.hmu.Lock()
-	fs.handles[h.id] = h
-	fs.hmu.Unlock()
+	s := fs.cur()
+	for {
+		s.hmu.Lock()
+		if !s.hdead {
+			break
+		}
+		// Retired meanwhile: the handle goes to the current session.
+		s.hmu.Unlock()
+		s = fs.cur()
+	}
+	h.id = s.nextHandle.Add(1) - 1
+	s.handles[h.id] = h
+	s.hmu.Unlock()
 	return h.id, 0
 }
 
 // removeHandle unindexes handle fh if it belongs to nodeid; its descriptor
 // closes once no request uses it any more.
 func (fs *FS) removeHandle(nodeid, fh uint64) unix.Errno {
-	fs.hmu.Lock()
-	h := fs.handles[fh]
+	s := fs.cur()
+	s.hmu.Lock()
+	h := s.handles[fh]
 	if h == nil || h.nodeid != nodeid {
-		fs.hmu.Unlock()
+		f := s.failedHandles[fh]
+		if f != nil && f.nodeid == nodeid {
+			delete(s.failedHandles, fh)
+			s.hmu.Unlock()
+			return 0
+		}
+		s.hmu.Unlock()
 		return unix.EBADF
 	}
-	delete(fs.handles, fh)
-	fs.hmu.Unlock()
+	delete(s.handles, fh)
+	s.hmu.Unlock()
 	fs.putHandle(h)
 	return 0
 }

@@ -104,7 +104,7 @@ func openFDs(t testing.TB) int {
 // handleFlags returns the file status flags of handle fh's descriptor.
 func handleFlags(t testing.TB, fs *FS, nodeid, fh uint64) int {
 	t.Helper()
-	h := fs.getHandle(nodeid, fh)
+	h, _ := fs.getHandle(nodeid, fh)
 	if h == nil {
 		t.Fatalf("handle %d of node %d not found", fh, nodeid)
 	}
@@ -118,9 +118,9 @@ func handleFlags(t testing.TB, fs *FS, nodeid, fh uint64) int {
 
 // lookups returns the lookup count of nodeid (0 if unknown).
 func lookups(fs *FS, nodeid uint64) uint64 {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if in := fs.inodes[nodeid]; in != nil {
+	fs.cur().mu.Lock()
+	defer fs.cur().mu.Unlock()
+	if in := fs.cur().inodes[nodeid]; in != nil {
 		return in.lookups
 	}
 	return 0

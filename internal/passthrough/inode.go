@@ -19,8 +19,9 @@ type inodeKey struct {
 
 // inode is one entry of the inode table.
 //
-// Immutable after insertion: nodeid, key, mode, fd, fh, mnt. lookups is protected by
-// FS.mu. refs is atomic.
+// Immutable after insertion: nodeid, key, mode, fd, fh, mnt. lookups is
+// protected by the mu of the session that indexes the record. refs is
+// atomic.
 type inode struct {
 	nodeid uint64
 	key    inodeKey
@@ -55,15 +56,24 @@ func (i *inode) safeToOpen() bool {
 }
 
 // getInode returns the indexed record for nodeid with a reference the
-// caller must drop with putInode, or nil.
-func (fs *FS) getInode(nodeid uint64) *inode {
-	fs.mu.Lock()
-	in := fs.inodes[nodeid]
+// caller must drop with putInode. Otherwise it returns the error to answer:
+// the recorded one for an inode a migration could not restore, EBADF for an
+// unknown node.
+func (fs *FS) getInode(nodeid uint64) (*inode, unix.Errno) {
+	s := fs.cur()
+	s.mu.Lock()
+	in := s.inodes[nodeid]
 	if in != nil {
 		in.refs.Add(1)
+		s.mu.Unlock()
+		return in, 0
 	}
-	fs.mu.Unlock()
-	return in
+	e := unix.EBADF
+	if f := s.failed[nodeid]; f != nil {
+		e = f.err
+	}
+	s.mu.Unlock()
+	return nil, e
 }
 
 // putInode drops a reference; the last one closes the descriptor and
@@ -90,19 +100,11 @@ func (fs *FS) closeInode(in *inode) {
 // zero, and unindexes it at zero. It reports whether the caller must drop
 // the table's reference (after unlocking).
 //
-// Preconditions: fs.mu is held and in is indexed.
-func (fs *FS) forgetLocked(in *inode, n uint64) bool {
+// Preconditions: s.mu is held and in is indexed in s.
+func (s *session) forgetLocked(in *inode, n uint64) bool {
 	if n >= in.lookups {
 		in.lookups = 0
-		delete(fs.inodes, in.nodeid)
-		if cur, ok := fs.byKey[in.key]; ok && cur == in {
-			delete(fs.byKey, in.key)
-		}
-		if in.fh != nil {
-			if cur, ok := fs.byHandle[*in.fh]; ok && cur == in {
-				delete(fs.byHandle, *in.fh)
-			}
-		}
+		s.unindexLocked(in)
 		return true
 	}
 	in.lookups -= n
@@ -111,32 +113,21 @@ func (fs *FS) forgetLocked(in *inode, n uint64) bool {
 
 // Forget implements fuse.FileSystem.Forget.
 func (fs *FS) Forget(nodeid, nlookup uint64) {
-	fs.mu.Lock()
-	in := fs.inodes[nodeid]
-	drop := in != nil && fs.forgetLocked(in, nlookup)
-	fs.mu.Unlock()
+	s := fs.cur()
+	s.mu.Lock()
+	in := s.inodes[nodeid]
+	drop := in != nil && s.forgetLocked(in, nlookup)
+	if f := s.failed[nodeid]; in == nil && f != nil {
+		if nlookup >= f.lookups {
+			delete(s.failed, nodeid)
+		} else {
+			f.lookups -= nlookup
+		}
+	}
+	s.mu.Unlock()
 	if drop {
 		fs.putInode(in)
 	}
-}
-
-// findLocked returns the indexed record for an object with identity key
-// and, if fh is not nil, file handle fh: by handle first, then by key, but
-// a key hit only counts if that record holds an O_PATH descriptor (a record
-// held as a handle does not pin its inode, whose number may since have been
-// given to another object).
-//
-// Preconditions: fs.mu is held.
-func (fs *FS) findLocked(key inodeKey, fh *fileHandle) *inode {
-	if fh != nil {
-		if in := fs.byHandle[*fh]; in != nil {
-			return in
-		}
-	}
-	if in := fs.byKey[key]; in != nil && in.fd >= 0 {
-		return in
-	}
-	return nil
 }
 
 // addEntry registers the object open at fd (an O_PATH descriptor the caller
@@ -146,37 +137,57 @@ func (fs *FS) findLocked(key inodeKey, fh *fileHandle) *inode {
 // with a file handle keeps no descriptor and takes no guest-fd slot; one
 // without takes a slot (ENFILE when the budget is exhausted).
 func (fs *FS) addEntry(fd int, key inodeKey, mode uint32, fh *fileHandle) (*inode, unix.Errno) {
-	fs.mu.Lock()
-	if in := fs.findLocked(key, fh); in != nil {
+	s := fs.cur()
+	s.mu.Lock()
+	if in := s.findLocked(key, fh); in != nil {
 		in.lookups++
 		in.refs.Add(1)
-		fs.mu.Unlock()
+		s.mu.Unlock()
 		unix.Close(fd)
 		return in, 0
 	}
-	fs.mu.Unlock()
+	s.mu.Unlock()
 
 	// Not known: build the record outside the lock, then insert; a
 	// concurrent insert of the same object wins and this tentative record
-	// is dropped (its node ID is simply never used).
+	// is dropped.
 	in, e := fs.newInode(fd, key, mode, fh)
 	if e != 0 {
 		return nil, e
 	}
-	in.nodeid = fs.nextNode.Add(1) - 1
 	in.lookups = 1
 	in.refs.Store(2) // the table's and the caller's
-	fs.mu.Lock()
-	if won := fs.findLocked(key, fh); won != nil {
+	return fs.indexNew(s, in, key, fh), 0
+}
+
+// indexNew indexes the new record in (one lookup, the table's and the
+// caller's references) in session s, or in the current session if s was
+// retired meanwhile, unless that session already has a record for the
+// same object: then in is dropped and the existing record returned with
+// one more lookup and a reference for the caller.
+func (fs *FS) indexNew(s *session, in *inode, key inodeKey, fh *fileHandle) *inode {
+	for {
+		s.mu.Lock()
+		if !s.dead {
+			break
+		}
+		// Retired meanwhile (DESTROY or INIT): index in the current
+		// session instead, so that the record is not left in a table
+		// nobody releases.
+		s.mu.Unlock()
+		s = fs.cur()
+	}
+	if won := s.findLocked(key, fh); won != nil {
 		won.lookups++
 		won.refs.Add(1)
-		fs.mu.Unlock()
+		s.mu.Unlock()
 		fs.closeInode(in)
-		return won, 0
+		return won
 	}
-	fs.insertLocked(in)
-	fs.mu.Unlock()
-	return in, 0
+	in.nodeid = s.nextNode.Add(1) - 1
+	s.insertLocked(in)
+	s.mu.Unlock()
+	return in
 }
 
 // newInode builds an unindexed record (no node ID, counts zero) for the
@@ -201,17 +212,6 @@ func (fs *FS) newInode(fd int, key inodeKey, mode uint32, fh *fileHandle) (*inod
 	}
 	in.charged = true
 	return in, 0
-}
-
-// insertLocked indexes in.
-//
-// Preconditions: fs.mu is held.
-func (fs *FS) insertLocked(in *inode) {
-	fs.inodes[in.nodeid] = in
-	fs.byKey[in.key] = in
-	if in.fh != nil {
-		fs.byHandle[*in.fh] = in
-	}
 }
 
 // keyOf returns the identity key of a statx result.

@@ -157,7 +157,7 @@ func TestForgetWhileInUse(t *testing.T) {
 	fs, dir := newTestFS(t, func(c *Config) { c.InodeFileHandles = FileHandlesNever })
 	writeFile(t, join(dir, "f"), "data")
 	id := mustLookup(t, fs, RootID, "f").NodeID
-	in := fs.getInode(id)
+	in, _ := fs.getInode(id)
 	fs.Forget(id, 1)
 	// The request still holding the record can use its descriptor.
 	var stx unix.Statx_t
@@ -258,9 +258,9 @@ func TestConcurrentLookupForget(t *testing.T) {
 	if got := openFDs(t); got != base {
 		t.Errorf("open fds = %d, want %d", got, base)
 	}
-	fs.mu.Lock()
-	n := len(fs.inodes)
-	fs.mu.Unlock()
+	fs.cur().mu.Lock()
+	n := len(fs.cur().inodes)
+	fs.cur().mu.Unlock()
 	if n != 1 {
 		t.Errorf("inodes left = %d, want 1 (the root)", n)
 	}

@@ -83,7 +83,7 @@ func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno 
 	out.AttrValid = fs.timeoutSec
 	out.AttrValidNsec = fs.timeoutNsec
 	fillAttr(&out.Attr, &stx)
-	if fs.announce.Load() && in.isDir() && (key.dev != parent.key.dev || key.mntID != parent.key.mntID) {
+	if fs.cur().announce.Load() && in.isDir() && (key.dev != parent.key.dev || key.mntID != parent.key.mntID) {
 		out.Attr.Flags |= fuse.FUSE_ATTR_SUBMOUNT
 	}
 	return 0
@@ -94,9 +94,9 @@ func (fs *FS) Lookup(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 	if !checkName(name) {
 		return unix.EINVAL
 	}
-	p := fs.getInode(parent)
-	if p == nil {
-		return unix.EBADF
+	p, e := fs.getInode(parent)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(p)
 	return fs.lookup(p, name, out)
@@ -104,9 +104,9 @@ func (fs *FS) Lookup(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 
 // Getattr implements fuse.FileSystem.Getattr.
 func (fs *FS) Getattr(c *fuse.Context, nodeid uint64, out *fuse.AttrOut) unix.Errno {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return unix.EBADF
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(in)
 	return fs.getattr(in, out)
@@ -127,17 +127,17 @@ func (fs *FS) getattr(in *inode, out *fuse.AttrOut) unix.Errno {
 // reference's order (mode, owner, size, times); the first failure is
 // returned and earlier steps stay applied.
 func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *fuse.AttrOut) unix.Errno {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return unix.EBADF
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(in)
 	valid := sin.Valid
 
 	var h *handle
 	if valid&fuse.FATTR_FH != 0 {
-		if h = fs.getHandle(nodeid, sin.Fh); h == nil {
-			return unix.EBADF
+		if h, e = fs.getHandle(nodeid, sin.Fh); e != 0 {
+			return e
 		}
 		defer fs.putHandle(h)
 	}
@@ -218,9 +218,9 @@ func (fs *FS) Setattr(c *fuse.Context, nodeid uint64, sin *fuse.SetattrIn, out *
 
 // Readlink implements fuse.FileSystem.Readlink.
 func (fs *FS) Readlink(c *fuse.Context, nodeid uint64, buf []byte) (int, unix.Errno) {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return 0, unix.EBADF
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return 0, e
 	}
 	defer fs.putInode(in)
 	if len(buf) == 0 {
@@ -250,9 +250,9 @@ func (fs *FS) create(c *fuse.Context, parent uint64, name fuse.Name, out *fuse.E
 	if !checkName(name) {
 		return unix.EINVAL
 	}
-	p := fs.getInode(parent)
-	if p == nil {
-		return unix.EBADF
+	p, e := fs.getInode(parent)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(p)
 	pfd, e := fs.pathFD(p)
@@ -383,9 +383,9 @@ func (fs *FS) unlink(parent uint64, name fuse.Name, flags int) unix.Errno {
 	if !checkName(name) {
 		return unix.EINVAL
 	}
-	p := fs.getInode(parent)
-	if p == nil {
-		return unix.EBADF
+	p, e := fs.getInode(parent)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(p)
 	pfd, e := fs.pathFD(p)
@@ -429,14 +429,15 @@ type pathPair struct {
 	fd [2]int
 }
 
-// getPathPair fills pp for the node IDs a and b: EBADF if one is unknown,
-// or the error of opening a handle-held inode. On error nothing is held.
+// getPathPair fills pp for the node IDs a and b: the error of getInode
+// for either, or the error of opening a handle-held inode. On error nothing is held.
 func (fs *FS) getPathPair(pp *pathPair, a, b uint64) unix.Errno {
 	*pp = pathPair{fd: [2]int{-1, -1}}
 	for i, id := range [2]uint64{a, b} {
-		if pp.in[i] = fs.getInode(id); pp.in[i] == nil {
+		var e unix.Errno
+		if pp.in[i], e = fs.getInode(id); e != 0 {
 			fs.putPathPair(pp)
-			return unix.EBADF
+			return e
 		}
 	}
 	for i := range pp.in {
@@ -489,11 +490,18 @@ func (fs *FS) Link(c *fuse.Context, nodeid, newparent uint64, newname fuse.Name,
 // writeback cache a write-only open becomes read-write (the guest page
 // cache reads too), and O_DIRECT is dropped unless allowed.
 func (fs *FS) openFlags(flags uint32) int {
+	return fs.openFlagsFor(flags, fs.cur().writeback.Load())
+}
+
+// openFlagsFor is openFlags for a session whose writeback flag is
+// writeback (a migration destination builds its session before installing
+// it).
+func (fs *FS) openFlagsFor(flags uint32, writeback bool) int {
 	f := int(flags) &^ unix.O_APPEND
 	if !fs.cfg.PreserveNoatime {
 		f &^= unix.O_NOATIME
 	}
-	if fs.writeback.Load() && f&unix.O_ACCMODE == unix.O_WRONLY {
+	if writeback && f&unix.O_ACCMODE == unix.O_WRONLY {
 		f = f&^unix.O_ACCMODE | unix.O_RDWR
 	}
 	if !fs.cfg.AllowDirectIO {
@@ -528,9 +536,9 @@ func (fs *FS) openOutFlags(dir bool) uint32 {
 // runs without CAP_FSETID, so that a truncation clears the set-user-ID and
 // set-group-ID bits on the host.
 func (fs *FS) open(nodeid uint64, flags uint32, killPriv bool, out *fuse.OpenOut) unix.Errno {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return unix.EBADF
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(in)
 	f := fs.openFlags(flags)
@@ -565,9 +573,9 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 	if !checkName(name) {
 		return unix.EINVAL
 	}
-	p := fs.getInode(parent)
-	if p == nil {
-		return unix.EBADF
+	p, e := fs.getInode(parent)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(p)
 	pfd, e := fs.pathFD(p)
@@ -637,9 +645,9 @@ func (fs *FS) openExisting(p *inode, name fuse.Name, cin *fuse.CreateIn, entry *
 // Read implements fuse.FileSystem.Read: preadv straight into dst until
 // in.Size bytes are read or the file ends.
 func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte) (int, unix.Errno) {
-	h := fs.getHandle(nodeid, in.Fh)
-	if h == nil {
-		return 0, unix.EBADF
+	h, e := fs.getHandle(nodeid, in.Fh)
+	if e != 0 {
+		return 0, e
 	}
 	defer fs.putHandle(h)
 	h.io.RLock()
@@ -653,6 +661,12 @@ func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 		}
 		n, e := sysPreadv(h.fd, iov[:cnt], int64(in.Offset)+int64(total))
 		if e != 0 {
+			if total > 0 {
+				// The bytes already in the guest's buffers are
+				// answered as a short read: the reply then covers
+				// (and the dirty log records) every byte written.
+				break
+			}
 			return 0, e
 		}
 		if n == 0 {
@@ -667,9 +681,9 @@ func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 // A guest O_APPEND file gets RWF_APPEND, except for writes from the
 // guest's page cache (FUSE_WRITE_CACHE), which carry their own offset.
 func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]byte) (int, unix.Errno) {
-	h := fs.getHandle(nodeid, in.Fh)
-	if h == nil {
-		return 0, unix.EBADF
+	h, e := fs.getHandle(nodeid, in.Fh)
+	if e != 0 {
+		return 0, e
 	}
 	defer fs.putHandle(h)
 	flags := 0
@@ -706,9 +720,9 @@ func (fs *FS) Write(c *fuse.Context, nodeid uint64, in *fuse.WriteIn, src [][]by
 
 // Statfs implements fuse.FileSystem.Statfs.
 func (fs *FS) Statfs(c *fuse.Context, nodeid uint64, out *fuse.StatfsOut) unix.Errno {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return unix.EBADF
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(in)
 	var st unix.Statfs_t
@@ -748,9 +762,9 @@ func (fs *FS) Releasedir(c *fuse.Context, nodeid uint64, in *fuse.ReleaseIn) uni
 // handle's descriptor reports write-back errors (e.g. from NFS) without
 // closing the handle.
 func (fs *FS) Flush(c *fuse.Context, nodeid uint64, in *fuse.FlushIn) unix.Errno {
-	h := fs.getHandle(nodeid, in.Fh)
-	if h == nil {
-		return unix.EBADF
+	h, e := fs.getHandle(nodeid, in.Fh)
+	if e != 0 {
+		return e
 	}
 	defer fs.putHandle(h)
 	fd, err := unix.FcntlInt(uintptr(h.fd), unix.F_DUPFD_CLOEXEC, 0)
@@ -761,9 +775,9 @@ func (fs *FS) Flush(c *fuse.Context, nodeid uint64, in *fuse.FlushIn) unix.Errno
 }
 
 func (fs *FS) fsync(nodeid uint64, in *fuse.FsyncIn) unix.Errno {
-	h := fs.getHandle(nodeid, in.Fh)
-	if h == nil {
-		return unix.EBADF
+	h, e := fs.getHandle(nodeid, in.Fh)
+	if e != 0 {
+		return e
 	}
 	defer fs.putHandle(h)
 	if in.FsyncFlags&fuse.FUSE_FSYNC_FDATASYNC != 0 {
@@ -789,9 +803,9 @@ func (fs *FS) Readdir(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, buf []byt
 	if len(buf) == 0 {
 		return 0, 0
 	}
-	h := fs.getHandle(nodeid, in.Fh)
-	if h == nil {
-		return 0, unix.EBADF
+	h, e := fs.getHandle(nodeid, in.Fh)
+	if e != 0 {
+		return 0, e
 	}
 	defer fs.putHandle(h)
 	h.io.Lock()
@@ -816,9 +830,9 @@ func seek(fd int, off int64) error {
 // (no supplementary groups, no ACLs); guest root may read and write
 // anything and execute anything with at least one x bit.
 func (fs *FS) Access(c *fuse.Context, nodeid uint64, mask uint32) unix.Errno {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return unix.EBADF
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(in)
 	var stx unix.Statx_t
@@ -860,9 +874,9 @@ func errno(err error) unix.Errno {
 // Fallocate implements fuse.FileSystem.Fallocate: fallocate(2) on the handle's
 // descriptor with the guest's mode.
 func (fs *FS) Fallocate(c *fuse.Context, nodeid uint64, in *fuse.FallocateIn) unix.Errno {
-	h := fs.getHandle(nodeid, in.Fh)
-	if h == nil {
-		return unix.EBADF
+	h, e := fs.getHandle(nodeid, in.Fh)
+	if e != 0 {
+		return e
 	}
 	defer fs.putHandle(h)
 	h.io.RLock()
@@ -874,9 +888,9 @@ func (fs *FS) Fallocate(c *fuse.Context, nodeid uint64, in *fuse.FallocateIn) un
 // included). It moves the handle's file offset, so it takes the handle
 // exclusively.
 func (fs *FS) Lseek(c *fuse.Context, nodeid uint64, in *fuse.LseekIn, out *fuse.LseekOut) unix.Errno {
-	h := fs.getHandle(nodeid, in.Fh)
-	if h == nil {
-		return unix.EBADF
+	h, e := fs.getHandle(nodeid, in.Fh)
+	if e != 0 {
+		return e
 	}
 	defer fs.putHandle(h)
 	h.io.Lock()
@@ -894,14 +908,14 @@ func (fs *FS) Lseek(c *fuse.Context, nodeid uint64, in *fuse.LseekIn, out *fuse.
 // bytes copied. Both handles must match their node IDs (EBADF). The flags
 // go to the kernel unchanged (it rejects non-zero ones).
 func (fs *FS) CopyFileRange(c *fuse.Context, nodeid uint64, in *fuse.CopyFileRangeIn) (int, unix.Errno) {
-	hin := fs.getHandle(nodeid, in.FhIn)
-	if hin == nil {
-		return 0, unix.EBADF
+	hin, e := fs.getHandle(nodeid, in.FhIn)
+	if e != 0 {
+		return 0, e
 	}
 	defer fs.putHandle(hin)
-	hout := fs.getHandle(in.NodeIDOut, in.FhOut)
-	if hout == nil {
-		return 0, unix.EBADF
+	hout, e := fs.getHandle(in.NodeIDOut, in.FhOut)
+	if e != 0 {
+		return 0, e
 	}
 	defer fs.putHandle(hout)
 	hin.io.RLock()
@@ -921,9 +935,9 @@ func (fs *FS) CopyFileRange(c *fuse.Context, nodeid uint64, in *fuse.CopyFileRan
 // Syncfs implements fuse.FileSystem.Syncfs: syncfs(2) on a descriptor
 // reopened from nodeid (regular files and directories only, else EBADF).
 func (fs *FS) Syncfs(c *fuse.Context, nodeid uint64) unix.Errno {
-	in := fs.getInode(nodeid)
-	if in == nil {
-		return unix.EBADF
+	in, e := fs.getInode(nodeid)
+	if e != 0 {
+		return e
 	}
 	defer fs.putInode(in)
 	fd, e := fs.reopen(in, unix.O_RDONLY|unix.O_NOFOLLOW)

@@ -371,7 +371,7 @@ func TestOpenFlagNormalisation(t *testing.T) {
 			if fl&unix.O_ACCMODE != tc.want&unix.O_ACCMODE || fl&tc.want&^unix.O_ACCMODE != tc.want&^unix.O_ACCMODE || fl&tc.absent != 0 {
 				t.Errorf("host flags = %#x, want %#x without %#x", fl, tc.want, tc.absent)
 			}
-			fdFlags, _ := unix.FcntlInt(uintptr(fs.handles[fh].fd), unix.F_GETFD, 0)
+			fdFlags, _ := unix.FcntlInt(uintptr(fs.cur().handles[fh].fd), unix.F_GETFD, 0)
 			if fdFlags&unix.FD_CLOEXEC == 0 {
 				t.Errorf("handle fd is not close-on-exec")
 			}
@@ -474,9 +474,9 @@ func TestCreate(t *testing.T) {
 	if err := fs.Create(root, RootID, nm("d"), &fuse.CreateIn{Flags: unix.O_RDWR, Mode: 0o600}, &e2, &o2); err != unix.EISDIR {
 		t.Errorf("Create(existing dir) = %v, want EISDIR", err)
 	}
-	fs.mu.Lock()
-	n := len(fs.inodes)
-	fs.mu.Unlock()
+	fs.cur().mu.Lock()
+	n := len(fs.cur().inodes)
+	fs.cur().mu.Unlock()
 	if n != 2 { // root and "n"
 		t.Errorf("inodes after failed CREATE fallback = %d, want 2", n)
 	}
