@@ -34,9 +34,9 @@
 // reference: TestGuestMigration/<chain>/<mode>. The mode is find-paths (the
 // default options) or file-handles (--migration-mode=file-handles on every
 // daemon; the reference also gets --modcaps=+dac_read_search, which a
-// destination needs to open file handles). The "mixed" chain boots on ours
-// and migrates ours → ours → reference → ours, then to a destination that
-// cannot load the state (its daemon serves an empty tmpfs with
+// destination needs to open file handles). The "mixed" chain boots on the
+// reference and migrates reference → ours → ours → reference → ours, then
+// from ours to a destination that cannot load the state (its daemon serves an empty tmpfs with
 // --migration-on-error=abort: the migration fails and the guest goes on on
 // the source), then saves the guest to a file and restores it into a new
 // instance; the "reference" chain does the same with the reference in every

@@ -56,15 +56,17 @@ type migrationChain struct {
 }
 
 // migrationChains are the chains TestGuestMigration runs in each mode.
-// "mixed" covers ours→ours, ours→reference, reference→ours, a refused
-// migration and a save to and restore from a file; "reference" is the same
+// "mixed" covers reference→ours, ours→ours, ours→reference, a migration
+// from ours refused by its destination and a save of ours to a file
+// restored into ours; "reference" is the same
 // with the reference daemon in every slot, which shows what the harness and
 // QEMU do with a daemon known to migrate.
 var migrationChains = []migrationChain{
 	{
 		name: "mixed",
-		boot: ours,
+		boot: reference,
 		hops: []hop{
+			{to: ours},
 			{to: ours},
 			{to: reference},
 			{to: ours},
