@@ -241,17 +241,7 @@ func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
 	if b.Console != nil {
 		cw = io.MultiWriter(&console, b.Console)
 	}
-	args := []string{
-		"-nodefaults", "-no-user-config",
-		"-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "512",
-		"-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-numa", "node,memdev=mem",
-		"-chardev", "socket,id=char0,path=" + sock,
-		"-device", "vhost-user-fs-pci,chardev=char0,tag=" + b.Tag,
-		"-kernel", b.Kernel, "-initrd", b.Initrd,
-		"-append", strings.TrimSpace("console=ttyS0 panic=-1 " + b.Append),
-		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-	}
-	qemu := exec.Command(b.QEMU, args...)
+	qemu := exec.Command(b.QEMU, machineArgs(sock, b.Tag, b.Kernel, b.Initrd, b.Append)...)
 	qemu.Stdout = cw
 	qemu.Stderr = cw
 	qemu.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -299,6 +289,24 @@ func (b Boot) Run(ctx context.Context) (out Outcome, err error) {
 	stopDaemon()
 	out.DaemonErr = daemonErr
 	return out, nil
+}
+
+// machineArgs returns QEMU's options for the test machine: TCG, 512 MiB of
+// shared memfd memory (which vhost-user needs), a vhost-user-fs-pci device
+// connected to the daemon's socket sock with mount tag tag, the kernel and
+// initramfs, and the serial console on stdio. Every QEMU instance of the
+// tests is configured by it, so that a guest can migrate between any two.
+func machineArgs(sock, tag, kernel, initrd, appendLine string) []string {
+	return []string{
+		"-nodefaults", "-no-user-config",
+		"-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "512",
+		"-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-numa", "node,memdev=mem",
+		"-chardev", "socket,id=char0,path=" + sock,
+		"-device", "vhost-user-fs-pci,chardev=char0,tag=" + tag,
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 " + appendLine),
+		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+	}
 }
 
 // StressNGDir returns the directory scripts/setup.sh lays stress-ng out in

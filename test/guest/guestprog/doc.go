@@ -14,4 +14,8 @@
 // the initramfs) once per stressor and prints one stress line each. The last
 // checks walk the whole guest-written tree and unmount the share; the host
 // then checks the same tree on its side.
+//
+// A manifest with Mode scenario.ModeMigrate makes it run the migration boot
+// instead (migrate.go): it holds state in the share and keeps using it while
+// the host migrates the guest, and prints one report line at the end.
 package main

@@ -55,6 +55,10 @@ func run() int {
 	if err == nil {
 		err = json.Unmarshal(raw, &t.m)
 	}
+	if err == nil && t.m.Mode == scenario.ModeMigrate {
+		fmt.Fprintln(os.Stderr, "guestprog: migration boot")
+		return runMigrate(t.m)
+	}
 	if err == nil {
 		t.run, err = scenario.RunByName(t.m.Run)
 	}

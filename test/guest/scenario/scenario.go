@@ -70,7 +70,12 @@ type Manifest struct {
 	Blocks  uint64
 	Bsize   int64
 	Namelen int64
-	Seeds   []Entry
+	// Seeds are the entries the host created: below SeedDir for a run,
+	// below MigrateTreeDir for a migration boot.
+	Seeds []Entry
+	// Mode is empty for a run of checks, [ModeMigrate] for a migration
+	// boot (Run is then ignored).
+	Mode string
 }
 
 // Kind is the type of a directory entry.
