@@ -254,3 +254,23 @@ func TestMigrateRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateCancelled: a migration cancelled while the source prepares
+// (dirty logging turned on, then off without a save, as QEMU does when a
+// migration is cancelled before the device stops) leaves the source
+// serving, and a later migration of the same session succeeds.
+func TestMigrateCancelled(t *testing.T) {
+	forEachMigCase(t, func(t *testing.T, c migCase) {
+		tr := newMigTree(t)
+		src := startDaemonIn(t, c.src, tr.shared, startOpts{args: srcArgs(c.mode)})
+		dst := startDest(t, c.dst, tr.shared, dstArgs(c.dst, c.mode)...)
+		s, o := buildSession(t, src.FE, tr)
+		f := src.FE
+		mustOK(t, "source: log all on", f.SetLogAll(true))
+		s.lookup(f, "", "late.txt")
+		mustOK(t, "source: log all off", f.SetLogAll(false))
+		s.checkGetattr(f, "after the cancelled migration")
+		migrate(t, src, dst, func(f *fe.Frontend) { whilePreparing(t, f, s, o) })
+		continueSession(t, dst, tr, s, o)
+	})
+}
