@@ -1059,7 +1059,7 @@ func (fs *FS) buildState(s *session) (*migration.State, error) {
 			default:
 				info := in.mig
 				if info == nil || info.parent == nil || s.inodes[info.parent.nodeid] != info.parent ||
-					(verify && info.verify == nil) {
+					(verify && info.verify == nil) || !utf8.ValidString(info.name) {
 					state[in] = bad
 				} else {
 					state[in] = busy

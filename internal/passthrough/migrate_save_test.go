@@ -650,6 +650,18 @@ func TestSaveNonUTF8(t *testing.T) {
 	if pathOf(t, st, ok) != "ok" {
 		t.Error("ok not found")
 	}
+	// Looked up while prepared: tracking must not attach the name either.
+	st = saveUnchanged(t, fs, false, func() {
+		writeFile(t, join(dir, "late\xfe"), "")
+		late := mustLookup(t, fs, RootID, "late\xfe").NodeID
+		st := mustSaveNow(t, fs)
+		if in := inodeOf(st, late); in == nil || in.Location.Kind != migration.LocInvalid {
+			t.Errorf("late non-UTF-8 name sent as %+v", in)
+		}
+		fs.Forget(late, 1)
+		fs.prepareMigration()
+		waitPrepared(t, fs)
+	})
 	for _, in := range st.Inodes {
 		if !utf8Valid(in.Location.Name) {
 			t.Errorf("node %d: name %q is not UTF-8", in.ID, in.Location.Name)
@@ -717,5 +729,30 @@ func TestSaveConfirmPaths(t *testing.T) {
 	st := mustSaveNow(t, fs)
 	if got := pathOf(t, st, f); got != "g" {
 		t.Errorf("path of f = %q, want g", got)
+	}
+}
+
+// TestSaveConfirmPathsReusedInode: the file a record held as a file handle
+// is deleted on the host and a new file under the same name gets the same
+// inode number; --migration-confirm-paths tells them apart by file handle
+// and sends the record as Invalid.
+func TestSaveConfirmPathsReusedInode(t *testing.T) {
+	requireRoot(t)
+	fs, dir := newTestFS(t, func(c *Config) { c.InodeFileHandles = FileHandlesPrefer; c.MigrationConfirmPaths = true })
+	if fs.FileHandleMode() != FileHandlesPrefer {
+		t.Skip("no file handles on the test directory")
+	}
+	writeFile(t, join(dir, "f"), "")
+	e := mustLookup(t, fs, RootID, "f")
+	st := saveUnchanged(t, fs, false, func() {
+		os.Remove(join(dir, "f"))
+		writeFile(t, join(dir, "f"), "")
+		var stx unix.Stat_t
+		if err := unix.Lstat(join(dir, "f"), &stx); err != nil || stx.Ino != e.Attr.Ino {
+			t.Skip("the file system did not reuse the inode number")
+		}
+	})
+	if in := inodeOf(st, e.NodeID); in == nil || in.Location.Kind != migration.LocInvalid {
+		t.Errorf("record of the deleted file sent as %+v", in)
 	}
 }
