@@ -54,6 +54,9 @@ type migSource struct {
 	// mu serialises prepareMigration, cancelMigration and saveState.
 	mu   sync.Mutex
 	prep *migPrep
+	// perRecord, if set (tests only), runs before each record of a
+	// parallel pass.
+	perRecord func()
 }
 
 // migPrep is one background preparation.
@@ -503,6 +506,9 @@ func (fs *FS) eachID(s *session, stop *atomic.Bool, ids []uint64, f func(w *walk
 					return
 				}
 				for _, id := range ids[lo:min(lo+chunk, len(ids))] {
+					if fs.mig.perRecord != nil {
+						fs.mig.perRecord()
+					}
 					if quit.Load() || w.stopped() {
 						return
 					}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -207,11 +208,15 @@ func TestSavePaths(t *testing.T) {
 		}
 		writeFile(t, join(dir, "a/b/c/f"), "x")
 		writeFile(t, join(dir, "top"), "y")
+		if err := os.Symlink("a/b", join(dir, "a/b/c/link")); err != nil {
+			t.Fatal(err)
+		}
 		a := mustLookup(t, fs, RootID, "a").NodeID
 		b := mustLookup(t, fs, a, "b").NodeID
 		c := mustLookup(t, fs, b, "c").NodeID
 		f := mustLookup(t, fs, c, "f").NodeID
 		mustLookup(t, fs, c, "f")
+		link := mustLookup(t, fs, c, "link").NodeID
 		top := mustLookup(t, fs, RootID, "top").NodeID
 		// The guest keeps only f (twice) and top: a, b and c leave the
 		// table and need records again for the paths.
@@ -222,15 +227,18 @@ func TestSavePaths(t *testing.T) {
 			t.Fatal("intermediate records still there")
 		}
 		st := saveUnchanged(t, fs, false, nil)
-		checkState(t, st, map[uint64]uint64{RootID: 2, f: 2, top: 1})
+		checkState(t, st, map[uint64]uint64{RootID: 2, f: 2, top: 1, link: 1})
 		if got := pathOf(t, st, f); got != "a/b/c/f" {
 			t.Errorf("path of f = %q", got)
+		}
+		if got := pathOf(t, st, link); got != "a/b/c/link" {
+			t.Errorf("path of the symbolic link = %q", got)
 		}
 		if got := pathOf(t, st, top); got != "top" {
 			t.Errorf("path of top = %q", got)
 		}
-		if len(st.Inodes) != 6 {
-			t.Errorf("%d inodes sent, want 6 (root, a, b, c, f, top)", len(st.Inodes))
+		if len(st.Inodes) != 7 {
+			t.Errorf("%d inodes sent, want 7 (root, a, b, c, f, link, top)", len(st.Inodes))
 		}
 		for _, in := range st.Inodes {
 			if in.FileHandle != nil {
@@ -246,7 +254,7 @@ func TestSavePaths(t *testing.T) {
 		if got := pathOf(t, st2, f); got != "a/b/c/f" {
 			t.Errorf("second save: path of f = %q", got)
 		}
-		checkState(t, st2, map[uint64]uint64{RootID: 2, f: 2, top: 1})
+		checkState(t, st2, map[uint64]uint64{RootID: 2, f: 2, top: 1, link: 1})
 	})
 }
 
@@ -481,6 +489,35 @@ func TestSaveCancel(t *testing.T) {
 			t.Errorf("round %d: open descriptors %d, were %d", i, n, fds)
 		}
 	}
+	// Stopped in the middle, deterministically: the 100th record waits
+	// until the stop flag is set.
+	var calls atomic.Int64
+	reached, release := make(chan struct{}), make(chan struct{})
+	fs.mig.perRecord = func() {
+		if calls.Add(1) == 100 {
+			close(reached)
+			<-release
+		}
+	}
+	fs.prepareMigration()
+	<-reached
+	fs.mig.mu.Lock()
+	fs.mig.prep.stop.Store(true)
+	fs.mig.mu.Unlock()
+	close(release)
+	fs.cancelMigration()
+	fs.mig.perRecord = nil
+	if n := calls.Load(); n >= 1000 {
+		t.Errorf("the preparation went on after being stopped (%d records)", n)
+	}
+	checkCleared(t, fs)
+	if after, ha := sessionSnapshot(t, fs); !mapsEqual(before, after) || !slices.Equal(hb, ha) {
+		t.Fatal("session changed by a preparation cancelled in the middle")
+	}
+	if n := openFDs(t); n != fds {
+		t.Errorf("open descriptors %d, were %d", n, fds)
+	}
+
 	// Prepare twice (the second restarts the first), then save.
 	st := saveUnchanged(t, fs, false, func() { fs.prepareMigration(); waitPrepared(t, fs) })
 	if len(st.Inodes) != 1002 {
