@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,10 +210,6 @@ func TestRefusedOptions(t *testing.T) {
 		{[]string{"--security-label"}, "--security-label"},
 		{[]string{"--translate-uid", "map:0:1000:1"}, "--translate-uid"},
 		{[]string{"--translate-gid", "map:0:1000:1"}, "--translate-gid"},
-		{[]string{"--migration-verify-handles"}, "--migration-verify-handles"},
-		{[]string{"--migration-confirm-paths"}, "--migration-confirm-paths"},
-		{[]string{"--migration-mode", "file-handles"}, "--migration-mode=file-handles"},
-		{[]string{"--migration-on-error", "guest-error"}, "--migration-on-error=guest-error"},
 		{[]string{"-o", "xattr"}, "--xattr"},
 		{[]string{"-o", "posix_acl"}, "--posix-acl"},
 	} {
@@ -225,6 +222,42 @@ func TestRefusedOptions(t *testing.T) {
 		if _, err := os.Lstat(sock); err == nil {
 			t.Fatalf("virtiofsd ... %q created the socket before refusing", tt.args)
 		}
+	}
+}
+
+// TestMigrationOptionConflicts checks the file-handles rule: one error
+// line per pointless option (confirm-paths first), after the deprecation
+// warnings, status 1, and no socket.
+func TestMigrationOptionConflicts(t *testing.T) {
+	shared, sock := paths(t)
+	base := []string{"--shared-dir", shared, "--socket-path", sock, "--sandbox", "none", "--seccomp", "none"}
+	const (
+		confirm = "ERROR Cannot use --migration-confirm-paths with --migration-mode=file-handles (because it is unnecessary)"
+		verify  = "ERROR Cannot use --migration-verify-handles with --migration-mode=file-handles (because it is unnecessary)"
+	)
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--migration-mode=file-handles", "--migration-confirm-paths"}, []string{confirm}},
+		{[]string{"--migration-mode", "file-handles", "--migration-verify-handles"}, []string{verify}},
+		{[]string{"--migration-verify-handles", "--migration-confirm-paths", "--migration-mode=file-handles"}, []string{confirm, verify}},
+		{[]string{"-f", "--migration-mode=file-handles", "--migration-confirm-paths"},
+			[]string{"WARN Use of deprecated flag '-f': This flag has no effect, please remove it", confirm}},
+	} {
+		r := runDaemon(t, append(append([]string{}, base...), tt.args...)...)
+		msgs := logMessages(t, r.stderr)
+		if r.code != 1 || !slices.Equal(msgs, tt.want) {
+			t.Errorf("virtiofsd ... %q = exit %d, log %q; want exit 1, log %q", tt.args, r.code, msgs, tt.want)
+		}
+		if _, err := os.Lstat(sock); err == nil {
+			t.Fatalf("virtiofsd ... %q created the socket before refusing", tt.args)
+		}
+	}
+	// A missing shared directory is reported first, like the reference.
+	r := runDaemon(t, "--shared-dir", shared+"/none", "--socket-path", sock, "--migration-mode=file-handles", "--migration-confirm-paths")
+	if msgs := logMessages(t, r.stderr); r.code != 1 || len(msgs) != 1 || !strings.HasSuffix(msgs[0], "does not exist") {
+		t.Errorf("missing shared dir and a conflict: exit %d, log %q", r.code, msgs)
 	}
 }
 

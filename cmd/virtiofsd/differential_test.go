@@ -65,7 +65,8 @@ func TestAgainstReference(t *testing.T) {
 		{"--tag", ""}, {"--tag", "0123456789012345678901234567890123456"}, {"--tag", strings.Repeat("é", 19)},
 		{"--sandbox", "bad"}, {"--seccomp", "NONE"}, {"--log-level", "bad"}, {"--log-level", "warning"},
 		{"--inode-file-handles", "never"}, {"--inode-file-handles"}, {"--inode-file-handles=Never"}, {"--inode-file-handles="},
-		{"--migration-mode", "x"}, {"--migration-on-error", "x"},
+		{"--migration-mode", "x"}, {"--migration-on-error", "x"}, {"--migration-mode"}, {"--migration-mode="},
+		{"--migration-on-error=Abort"}, {"--migration-verify-handles=yes"}, {"--migration-confirm-paths=1"},
 		{"--uid-map", "0:1:1"}, {"--uid-map", ":0:1:"}, {"--uid-map", ":0:x:1:"}, {"--uid-map", ":"}, {"--gid-map", "::"},
 		{"--translate-uid", "foo:1:2:3"}, {"--translate-uid", "map:1:2"}, {"--translate-uid", "map:1:x:3"},
 		{"--translate-uid", ""}, {"--translate-uid", "map"}, {"--translate-uid", "map:1:2:3:"}, {"--translate-uid", ":1:2:3"},
@@ -93,6 +94,8 @@ func TestAgainstReference(t *testing.T) {
 		append(append([]string{"--rlimit-nofile", "99999999999"}, valid...), none...),
 		append([]string{"--shared-dir", shared, "--fd", "9"}, none...),
 		append([]string{"--shared-dir", shared, "--fd", "0"}, none...),
+		append(append([]string{"--migration-mode=file-handles", "--migration-verify-handles"}, valid...), none...),
+		append(append([]string{"--migration-confirm-paths", "--migration-verify-handles", "--migration-mode", "file-handles"}, valid...), none...),
 	}
 	for _, args := range usage {
 		r := runBinary(t, ref, nil, args...)

@@ -9,7 +9,10 @@
 // order: parse the command line (usage errors exit with status 2, with the
 // reference's wording), answer --print-capabilities, set up logging, install
 // the signal handlers, refuse options that are not implemented yet, check
-// the shared directory, create the listener, set the socket group, raise
+// the shared directory, warn about deprecated syntax, refuse
+// --migration-confirm-paths and --migration-verify-handles with
+// --migration-mode=file-handles (one error line each, as the reference
+// does), create the listener, set the socket group, raise
 // RLIMIT_NOFILE and compute the guest's descriptor budget, canonicalise the
 // shared directory, enter the sandbox, install the seccomp filter (unless
 // --seccomp=none), reduce the capabilities (as root only, honouring
@@ -79,10 +82,8 @@
 //
 // Every option of the reference is parsed and validated, but the following
 // are refused with "<option> is not supported yet" and status 1: --xattr,
-// --posix-acl, --xattrmap, --security-label, --translate-uid,
-// --translate-gid, --migration-verify-handles, --migration-confirm-paths,
-// --migration-mode other than find-paths and --migration-on-error other
-// than abort. The same holds for the equivalent -o items. The xattrmap rule
+// --posix-acl, --xattrmap, --security-label, --translate-uid and
+// --translate-gid. The same holds for the equivalent -o items. The xattrmap rule
 // language is not parsed yet, so a malformed --xattrmap is refused (status
 // 1) instead of being a usage error (status 2) as in the reference.
 //

@@ -148,6 +148,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			d.refuseUnsupported,
 			d.checkSharedDir,
 			d.warnDeprecated,
+			d.checkMigration,
 			d.listen,
 			d.setSocketGroup,
 			d.setLimits,
@@ -264,6 +265,19 @@ func (d *daemon) warnDeprecated() error {
 		d.log.Warn("Use of deprecated value 'fallback' for '--inode-file-handles': Please use 'prefer' instead")
 	}
 	return nil
+}
+
+// checkMigration refuses the migration options that
+// --migration-mode=file-handles makes pointless, with one error line each.
+func (d *daemon) checkMigration() error {
+	msgs := d.opts.MigrationConflicts()
+	if len(msgs) == 0 {
+		return nil
+	}
+	for _, m := range msgs[:len(msgs)-1] {
+		d.log.Error(m)
+	}
+	return fatalf("%s", msgs[len(msgs)-1])
 }
 
 // listen obtains the listening socket: the inherited --fd, or a new socket
@@ -397,7 +411,14 @@ func (d *daemon) buildDevice() error {
 		KillprivV2:        o.KillprivV2,
 		ThreadPoolSize:    o.ThreadPoolSize,
 		FDBudget:          d.budget,
-		Log:               d.log,
+		// In file-handles migration mode the FS reads mountinfo whatever
+		// --inode-file-handles says; every sandbox mode but none hands
+		// it MountinfoFD above (in none mode the FS opens it itself).
+		MigrationMode:          o.MigrationMode,
+		MigrationOnError:       o.MigrationOnError,
+		MigrationVerifyHandles: o.MigrationVerifyHandles,
+		MigrationConfirmPaths:  o.MigrationConfirmPaths,
+		Log:                    d.log,
 	})
 	if err != nil {
 		return fatalf("Failed to create internal filesystem representation: %s", osErrorText(err))
@@ -416,6 +437,7 @@ func (d *daemon) buildDevice() error {
 		Tag:            o.Tag,
 		ThreadPoolSize: o.ThreadPoolSize,
 		Log:            d.log,
+		State:          passthrough.NewDeviceState(fs, srv),
 	})
 	return nil
 }

@@ -84,22 +84,22 @@ var helpEntries = []helpEntry{
 		}},
 	{notYet: true, names: "--translate-gid <TRANSLATE_GID>", summary: "GID translation done by the daemon; same syntax as --translate-uid"},
 	{names: "--preserve-noatime", summary: "Keep O_NOATIME when the guest opens files with it instead of dropping it"},
-	{names: "--migration-mode <MIGRATION_MODE>", summary: "How open inodes are described to a migration destination: find-paths or file-handles (only find-paths is supported yet)",
+	{names: "--migration-mode <MIGRATION_MODE>", summary: "How open inodes are described to a migration destination: find-paths or file-handles",
 		detail: []string{
 			"find-paths: send the path of every inode the guest knows, found through /proc/self/fd or, failing that, by searching the shared directory.",
 			"file-handles: send file handles; source and destination must serve the same file system and the destination needs CAP_DAC_READ_SEARCH.",
 			"Only the source side uses this option.",
 		},
 		def: "find-paths"},
-	{names: "--migration-on-error <MIGRATION_ON_ERROR>", summary: "What the destination does when an inode cannot be migrated: abort or guest-error (only abort is supported yet)",
+	{names: "--migration-on-error <MIGRATION_ON_ERROR>", summary: "What the destination does when an inode cannot be migrated: abort or guest-error",
 		detail: []string{
 			"abort: fail the migration. guest-error: finish it and answer the guest's requests for that inode with errors.",
 			"Only the destination side uses this option.",
 		},
 		def: "abort"},
-	{notYet: true, names: "--migration-verify-handles", summary: "With find-paths, let the destination check through file handles that it reopened the same inodes",
+	{names: "--migration-verify-handles", summary: "With find-paths, let the destination check through file handles that it reopened the same inodes",
 		detail: []string{"Needs source and destination to serve the same file system. Recommended when other processes may rename files during migration. Only the source side uses this option."}},
-	{notYet: true, names: "--migration-confirm-paths", summary: "With find-paths, check every path again just before switching over to the destination",
+	{names: "--migration-confirm-paths", summary: "With find-paths, check every path again just before switching over to the destination",
 		detail: []string{"This may lengthen the downtime of the switch-over. Only the source side uses this option."}},
 }
 

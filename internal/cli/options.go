@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+
+	"virtiofsd/internal/passthrough"
 )
 
 // CachePolicy is the --cache value.
@@ -109,8 +111,8 @@ type Options struct {
 	TranslateUID, TranslateGID []string
 	PreserveNoatime            bool
 
-	MigrationMode          string
-	MigrationOnError       string
+	MigrationMode          passthrough.MigrationMode
+	MigrationOnError       passthrough.MigrationOnError
 	MigrationVerifyHandles bool
 	MigrationConfirmPaths  bool
 
@@ -156,19 +158,34 @@ func (o *Options) Unsupported() []string {
 		{o.SecurityLabel, "--security-label"},
 		{len(o.TranslateUID) > 0, "--translate-uid"},
 		{len(o.TranslateGID) > 0, "--translate-gid"},
-		{o.MigrationVerifyHandles, "--migration-verify-handles"},
-		{o.MigrationConfirmPaths, "--migration-confirm-paths"},
 	}
 	for _, f := range flags {
 		if f.on {
 			refuse("%s", f.name)
 		}
 	}
-	if o.MigrationMode != "find-paths" {
-		refuse("--migration-mode=%s", o.MigrationMode)
+	return msgs
+}
+
+// MigrationConflicts returns one message per option that
+// --migration-mode=file-handles makes pointless, in the reference's order
+// and words. The daemon logs each one and exits with status 1, after
+// logging is set up.
+func (o *Options) MigrationConflicts() []string {
+	if o.MigrationMode != passthrough.MigrateFileHandles {
+		return nil
 	}
-	if o.MigrationOnError != "abort" {
-		refuse("--migration-on-error=%s", o.MigrationOnError)
+	var msgs []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{
+		{o.MigrationConfirmPaths, "--migration-confirm-paths"},
+		{o.MigrationVerifyHandles, "--migration-verify-handles"},
+	} {
+		if f.on {
+			msgs = append(msgs, "Cannot use "+f.name+" with --migration-mode=file-handles (because it is unnecessary)")
+		}
 	}
 	return msgs
 }

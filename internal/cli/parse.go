@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"virtiofsd/internal/logging"
+	"virtiofsd/internal/passthrough"
 )
 
 // Usage is the usage line printed with help and usage errors.
@@ -227,17 +228,25 @@ func init() {
 		}},
 		{long: "preserve-noatime", set: func(o *Options, _ string) string { o.PreserveNoatime = true; return "" }},
 		{long: "migration-mode", value: "MIGRATION_MODE", set: func(o *Options, v string) string {
-			if v != "find-paths" && v != "file-handles" {
+			switch v {
+			case "find-paths":
+				o.MigrationMode = passthrough.MigrateFindPaths
+			case "file-handles":
+				o.MigrationMode = passthrough.MigrateFileHandles
+			default:
 				return "invalid migration-mode value"
 			}
-			o.MigrationMode = v
 			return ""
 		}},
 		{long: "migration-on-error", value: "MIGRATION_ON_ERROR", set: func(o *Options, v string) string {
-			if v != "abort" && v != "guest-error" {
+			switch v {
+			case "abort":
+				o.MigrationOnError = passthrough.OnErrorAbort
+			case "guest-error":
+				o.MigrationOnError = passthrough.OnErrorGuestError
+			default:
 				return "invalid migration-on-error value"
 			}
-			o.MigrationOnError = v
 			return ""
 		}},
 		{long: "migration-verify-handles", set: func(o *Options, _ string) string { o.MigrationVerifyHandles = true; return "" }},
@@ -300,8 +309,8 @@ func defaults() *Options {
 		InodeFileHandles:  FileHandlesPrefer,
 		Cache:             CacheAuto,
 		LogLevel:          slog.LevelInfo,
-		MigrationMode:     "find-paths",
-		MigrationOnError:  "abort",
+		MigrationMode:     passthrough.MigrateFindPaths,
+		MigrationOnError:  passthrough.OnErrorAbort,
 		given:             map[string]bool{},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"virtiofsd/internal/logging"
+	"virtiofsd/internal/passthrough"
 )
 
 // base is a minimal valid command line.
@@ -32,8 +33,17 @@ func TestParseValues(t *testing.T) {
 			return o.SharedDir == "/srv" && o.SocketPath == "/run/vfs.sock" && o.Cache == CacheAuto &&
 				o.Sandbox == SandboxNamespace && o.Seccomp == SeccompKill && o.AnnounceSubmounts &&
 				o.LogLevel == slog.LevelInfo && o.ThreadPoolSize == 0 && !o.FDSet && o.Readdirplus() &&
-				o.MigrationMode == "find-paths" && o.MigrationOnError == "abort"
+				o.MigrationMode == passthrough.MigrateFindPaths && o.MigrationOnError == passthrough.OnErrorAbort &&
+				!o.MigrationVerifyHandles && !o.MigrationConfirmPaths
 		}},
+		{append(slices.Clone(base), "--migration-mode", "file-handles"), func(o *Options) bool { return o.MigrationMode == passthrough.MigrateFileHandles }},
+		{append(slices.Clone(base), "--migration-mode=file-handles", "--migration-mode=find-paths"), func(o *Options) bool { return o.MigrationMode == passthrough.MigrateFindPaths }},
+		{append(slices.Clone(base), "--migration-on-error=guest-error"), func(o *Options) bool { return o.MigrationOnError == passthrough.OnErrorGuestError }},
+		{append(slices.Clone(base), "--migration-on-error", "guest-error", "--migration-on-error", "abort"), func(o *Options) bool { return o.MigrationOnError == passthrough.OnErrorAbort }},
+		{append(slices.Clone(base), "--migration-verify-handles", "--migration-verify-handles"), func(o *Options) bool {
+			return o.MigrationVerifyHandles && !o.MigrationConfirmPaths
+		}},
+		{append(slices.Clone(base), "--migration-confirm-paths"), func(o *Options) bool { return o.MigrationConfirmPaths && !o.MigrationVerifyHandles }},
 		{[]string{"--shared-dir=/a", "--socket-path=/s"}, func(o *Options) bool { return o.SharedDir == "/a" && o.SocketPath == "/s" }},
 		{append(slices.Clone(base), "--cache", "never"), func(o *Options) bool { return o.Cache == CacheNever && !o.Readdirplus() }},
 		{append(slices.Clone(base), "--cache=METADATA"), func(o *Options) bool { return o.Cache == CacheMetadata }},
@@ -119,6 +129,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--cache", "bad", "bar"}, "error: unexpected argument 'bar' found" + tail},
 		{[]string{"--cache", "bad", "--bogus"}, "error: unexpected argument '--bogus' found" + tail},
 		{[]string{"--xattr=1"}, "error: unexpected value '1' for '--xattr' found; no more were expected" + tail},
+		{[]string{"--migration-verify-handles=yes"}, "error: unexpected value 'yes' for '--migration-verify-handles' found; no more were expected" + tail},
+		{[]string{"--migration-confirm-paths=1"}, "error: unexpected value '1' for '--migration-confirm-paths' found; no more were expected" + tail},
+		{[]string{"--migration-mode"}, "error: a value is required for '--migration-mode <MIGRATION_MODE>' but none was supplied\n\nFor more information, try '--help'.\n"},
+		{[]string{"--migration-on-error"}, "error: a value is required for '--migration-on-error <MIGRATION_ON_ERROR>' but none was supplied\n\nFor more information, try '--help'.\n"},
 		{[]string{"--inode-file-handles", "never"}, "error: equal sign is needed when assigning values to '--inode-file-handles=<INODE_FILE_HANDLES>'" + tail},
 		{[]string{"--shared-dir", "\xff"}, "error: invalid UTF-8 was detected in one or more arguments" + tail},
 		{[]string{"--cache"}, "error: a value is required for '--cache <CACHE>' but none was supplied\n\nFor more information, try '--help'.\n"},
@@ -172,6 +186,10 @@ func TestValueErrors(t *testing.T) {
 		{[]string{"--inode-file-handles=Never"}, "error: invalid value 'Never' for '--inode-file-handles=<INODE_FILE_HANDLES>': invalid inode file handles mode"},
 		{[]string{"--migration-mode", "x"}, "error: invalid value 'x' for '--migration-mode <MIGRATION_MODE>': invalid migration-mode value"},
 		{[]string{"--migration-on-error", "x"}, "error: invalid value 'x' for '--migration-on-error <MIGRATION_ON_ERROR>': invalid migration-on-error value"},
+		{[]string{"--migration-mode="}, "error: invalid value '' for '--migration-mode <MIGRATION_MODE>': invalid migration-mode value"},
+		{[]string{"--migration-mode", "File-Handles"}, "error: invalid value 'File-Handles' for '--migration-mode <MIGRATION_MODE>': invalid migration-mode value"},
+		{[]string{"--migration-on-error=Abort"}, "error: invalid value 'Abort' for '--migration-on-error <MIGRATION_ON_ERROR>': invalid migration-on-error value"},
+		{[]string{"--migration-on-error", "guest_error"}, "error: invalid value 'guest_error' for '--migration-on-error <MIGRATION_ON_ERROR>': invalid migration-on-error value"},
 		{[]string{"--uid-map", "0:1:1"}, "error: invalid value '0:1:1' for '--uid-map <UID_MAP>': A delimiter has been found that does not match the delimiter the map started with"},
 		{[]string{"--gid-map", ":0:1:"}, "error: invalid value ':0:1:' for '--gid-map <GID_MAP>': The map is empty or incorrect number of values are provided"},
 		{[]string{"--uid-map", ":0:x:1:"}, "error: invalid value ':0:x:1:' for '--uid-map <UID_MAP>': invalid digit found in string"},
@@ -291,15 +309,42 @@ func TestUnsupported(t *testing.T) {
 		{[]string{"--inode-file-handles=prefer"}, nil},
 		{[]string{"--inode-file-handles=fallback"}, nil},
 		{[]string{"--inode-file-handles=mandatory"}, nil},
-		{[]string{"--migration-mode=file-handles"}, []string{"--migration-mode=file-handles is not supported yet"}},
-		{[]string{"--migration-on-error=guest-error"}, []string{"--migration-on-error=guest-error is not supported yet"}},
-		{[]string{"--migration-verify-handles", "--migration-confirm-paths"},
-			[]string{"--migration-verify-handles is not supported yet", "--migration-confirm-paths is not supported yet"}},
+		{[]string{"--migration-mode=file-handles"}, nil},
+		{[]string{"--migration-on-error=guest-error"}, nil},
+		{[]string{"--migration-verify-handles", "--migration-confirm-paths"}, nil},
 	}
 	for _, tt := range tests {
 		o := mustParse(t, append(slices.Clone(base), tt.extra...)...)
 		if got := o.Unsupported(); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Unsupported() after %q = %q, want %q", tt.extra, got, tt.want)
+		}
+	}
+}
+
+// TestMigrationConflicts checks the file-handles rule of the migration
+// options: one message per pointless option, confirm-paths first.
+func TestMigrationConflicts(t *testing.T) {
+	const (
+		confirm = "Cannot use --migration-confirm-paths with --migration-mode=file-handles (because it is unnecessary)"
+		verify  = "Cannot use --migration-verify-handles with --migration-mode=file-handles (because it is unnecessary)"
+	)
+	tests := []struct {
+		extra []string
+		want  []string
+	}{
+		{nil, nil},
+		{[]string{"--migration-mode=file-handles"}, nil},
+		{[]string{"--migration-mode=find-paths", "--migration-verify-handles", "--migration-confirm-paths"}, nil},
+		{[]string{"--migration-verify-handles", "--migration-confirm-paths"}, nil},
+		{[]string{"--migration-mode=file-handles", "--migration-confirm-paths"}, []string{confirm}},
+		{[]string{"--migration-mode=file-handles", "--migration-verify-handles"}, []string{verify}},
+		{[]string{"--migration-verify-handles", "--migration-confirm-paths", "--migration-mode", "file-handles"}, []string{confirm, verify}},
+		{[]string{"--migration-mode=file-handles", "--migration-verify-handles", "--migration-mode=find-paths"}, nil},
+	}
+	for _, tt := range tests {
+		o := mustParse(t, append(slices.Clone(base), tt.extra...)...)
+		if got := o.MigrationConflicts(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("MigrationConflicts() after %q = %q, want %q", tt.extra, got, tt.want)
 		}
 	}
 }

@@ -7,9 +7,10 @@
 // A Region is one mapped piece of guest RAM: a GPA range, the front-end's own
 // virtual address for it (used only to translate vring addresses) and the
 // host mapping. A Table is an immutable, sorted, non-overlapping set of
-// regions plus an optional dirty Log. Memory publishes the current Table
-// through an atomic pointer; every memory update (SET_MEM_TABLE, ADD_MEM_REG,
-// REM_MEM_REG, SET_LOG_BASE) builds a new Table and swaps it in.
+// regions. Memory publishes the current Table through an atomic pointer;
+// every memory update (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG) builds a new
+// Table and swaps it in. The optional dirty Log (SET_LOG_BASE) is held by
+// the Memory beside the tables.
 //
 // # Lifetime
 //
@@ -29,10 +30,15 @@
 //
 // # Dirty logging
 //
-// Table.MarkDirty is the single place that records device writes to guest
-// memory in the dirty bitmap (spec/vhost.md §1.10): one bit per 4 KiB page
-// of the absolute GPA, set with an atomic OR. Every region of a Table is
-// logged, including regions added after the log was installed.
+// Table.MarkDirty (and MarkDirtyIovec) is the single place that records
+// device writes to guest memory in the dirty bitmap (QEMU
+// docs/interop/vhost-user.rst, "Migration"): one bit per 4 KiB page of the
+// absolute GPA, set with an atomic OR. Every region is logged, including
+// regions added after the log was installed. The log is not part of a
+// Table: every table marks through the log installed now, so a request
+// that started before a SET_LOG_BASE logs its later writes in the new log,
+// and Memory.SetLog returns only once the previous log is no longer
+// written.
 //
 // Lock order: Memory.mu (writers only) is a leaf lock. Readers take no lock.
 package guestmem

@@ -3,6 +3,7 @@ package guestmem
 import (
 	"errors"
 	"os"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -331,5 +332,141 @@ func TestAcquireConcurrentWithUpdates(t *testing.T) {
 			b[0]++ // must still be valid memory
 		}
 		tb.Release()
+	}
+}
+
+// TestMarkDirtyIovecEmptyBuffer checks that a zero-length buffer among the
+// written ones marks nothing: only the pages the bytes reached are dirty.
+func TestMarkDirtyIovecEmptyBuffer(t *testing.T) {
+	m := NewMemory()
+	if err := m.Add(NewRegion(0, 0, make([]byte, 0x40000))); err != nil {
+		t.Fatal(err)
+	}
+	log, bits := newTestLog(8)
+	if err := m.SetLog(log); err != nil {
+		t.Fatal(err)
+	}
+	tb := m.Acquire()
+	defer tb.Release()
+	// 0x10 bytes at page 1, an empty buffer at page 3, 0x10 bytes at page 9.
+	tb.MarkDirtyIovec([]uint64{0x1000, 0x3000, 0x9000},
+		[][]byte{make([]byte, 0x10), {}, make([]byte, 0x10)}, 0x20)
+	want := []byte{0b10, 0b10, 0, 0, 0, 0, 0, 0}
+	if string(bits) != string(want) {
+		t.Fatalf("bitmap = %08b, want %08b", bits, want)
+	}
+}
+
+// TestSetLogReachesHeldTables checks that a table acquired before a log
+// switch marks into the new log: the front-end reads the old log for the
+// last time right after the switch.
+func TestSetLogReachesHeldTables(t *testing.T) {
+	m := NewMemory()
+	defer m.Close()
+	if err := m.Add(NewRegion(0, 0, make([]byte, 0x10000))); err != nil {
+		t.Fatal(err)
+	}
+	oldLog, oldBits := newTestLog(4)
+	if err := m.SetLog(oldLog); err != nil {
+		t.Fatal(err)
+	}
+	tb := m.Acquire() // a request in flight across the switch
+	defer tb.Release()
+	newLog, newBits := newTestLog(4)
+	if err := m.SetLog(newLog); err != nil {
+		t.Fatal(err)
+	}
+	tb.MarkDirty(0x2000, 1)
+	tb.MarkDirtyIovec([]uint64{0x5000}, [][]byte{make([]byte, 8)}, 8)
+	if oldBits[0] != 0 {
+		t.Errorf("old log written after the switch: %08b", oldBits)
+	}
+	if newBits[0] != 0b10_0100 {
+		t.Errorf("new log = %08b, want pages 2 and 5", newBits)
+	}
+	if err := m.SetLog(nil); err != nil {
+		t.Fatal(err)
+	}
+	if tb.Logging() {
+		t.Error("Logging() = true after the log was removed")
+	}
+	tb.MarkDirty(0x3000, 1)
+	if newBits[0] != 0b10_0100 {
+		t.Errorf("removed log written: %08b", newBits)
+	}
+}
+
+// mapTestLog returns a log mapped from a fresh memfd of size bytes and a
+// second mapping of the same memory to read it.
+func mapTestLog(t *testing.T, size int) (*Log, []byte) {
+	t.Helper()
+	fd := memfd(t, int64(size))
+	view, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(view) })
+	l, err := MapLog(fd, uint64(size), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, view
+}
+
+// TestSetLogConcurrentMarks replaces mapped logs while other goroutines
+// mark pages: a retired log is unmapped while nobody writes it (a write
+// after munmap faults), and every mark made after the last switch lands in
+// the last log.
+func TestSetLogConcurrentMarks(t *testing.T) {
+	before := openFDs(t)
+	m := NewMemory()
+	if err := m.Add(NewRegion(0, 0, make([]byte, 0x100000))); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tb := m.Acquire() // held across every switch
+			defer tb.Release()
+			for i := uint64(0); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tb.MarkDirty(uint64(g)*0x40000+(i%64)*PageSize, 1)
+			}
+		}()
+	}
+	for range 200 {
+		l, _ := mapTestLog(t, 4096)
+		if err := m.SetLog(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	last, view := mapTestLog(t, 4096)
+	if err := m.SetLog(last); err != nil {
+		t.Fatal(err)
+	}
+	tb := m.Acquire()
+	tb.MarkDirty(0xff000, 1) // page 255: byte 31, bit 7
+	tb.Release()
+	if view[31] != 0x80 {
+		t.Errorf("last log byte 31 = %08b, want bit 7", view[31])
+	}
+	m.Close()
+	select {
+	case <-last.done:
+	default:
+		t.Error("log not released by Close")
+	}
+	if got := openFDs(t); got != before {
+		t.Errorf("open fds = %d, want %d", got, before)
 	}
 }

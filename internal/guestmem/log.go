@@ -11,10 +11,23 @@ import (
 
 // Log is a dirty-page bitmap shared with the front-end: bit page%8 of byte
 // page/8 (LSB first) is set when the device wrote to GPA page*4096.
+//
+// A Log is reference counted. The owner reference belongs to whoever
+// created it until Memory.SetLog installs it, then to the Memory; every
+// marking operation takes a short-lived reference of its own (see
+// logSlot). The memory is unmapped, and done closed, when the last
+// reference goes.
 type Log struct {
 	bitmap  []byte
 	mapping []byte // what to munmap; nil if the memory is not ours
 	refs    atomic.Int32
+	done    chan struct{} // closed once the last reference is gone
+}
+
+func newLog(bitmap, mapping []byte) *Log {
+	l := &Log{bitmap: bitmap, mapping: mapping, done: make(chan struct{})}
+	l.refs.Store(1)
+	return l
 }
 
 // MapLog maps size bytes of the log fd at offset. The fd is closed in all
@@ -31,7 +44,7 @@ func MapLog(fd int, size, offset uint64) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map dirty log: %w", os.NewSyscallError("mmap", err))
 	}
-	return &Log{bitmap: m, mapping: m}, nil
+	return newLog(m, m), nil
 }
 
 // NewLog returns a log over a bitmap the caller owns. The bitmap must start
@@ -40,25 +53,43 @@ func NewLog(bitmap []byte) *Log {
 	if len(bitmap)%4 != 0 || !aligned4(bitmap) {
 		panic("guestmem: NewLog bitmap not 4-byte aligned")
 	}
-	return &Log{bitmap: bitmap}
+	return newLog(bitmap, nil)
 }
 
-func (l *Log) ref() { l.refs.Add(1) }
+// Size returns the bitmap length in bytes.
+func (l *Log) Size() int { return len(l.bitmap) }
+
+// tryRef takes a reference unless the log is already being freed.
+func (l *Log) tryRef() bool {
+	for {
+		n := l.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if l.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
 
 func (l *Log) unref() {
-	if l.refs.Add(-1) == 0 && l.mapping != nil {
-		unix.Munmap(l.mapping)
-		l.mapping = nil
+	n := l.refs.Add(-1)
+	if n > 0 {
+		return
 	}
+	if n < 0 {
+		panic("guestmem: Log released too often")
+	}
+	if l.mapping != nil {
+		unix.Munmap(l.mapping)
+	}
+	l.mapping, l.bitmap = nil, nil
+	close(l.done)
 }
 
-// Free releases a log that was never installed.
-func (l *Log) Free() {
-	if l.refs.Load() == 0 && l.mapping != nil {
-		unix.Munmap(l.mapping)
-		l.mapping = nil
-	}
-}
+// Free releases a log that was never installed (or whose installation
+// failed).
+func (l *Log) Free() { l.unref() }
 
 // covers reports whether the bit of gpa's page lies inside the bitmap.
 func (l *Log) covers(gpa uint64) bool {
@@ -68,7 +99,7 @@ func (l *Log) covers(gpa uint64) bool {
 // mark sets the bits of every page touched by [gpa, gpa+n). Pages beyond
 // the bitmap are skipped: the front-end sized the log for the RAM it knows.
 //
-// Preconditions: n > 0.
+// Preconditions: n > 0; the caller holds a reference on l.
 func (l *Log) mark(gpa, n uint64) {
 	last := gpa + n - 1
 	if last < gpa {
@@ -84,4 +115,40 @@ func (l *Log) mark(gpa, n uint64) {
 			return
 		}
 	}
+}
+
+// logSlot holds the log currently installed in a Memory. Every Table of
+// that Memory marks through the slot, not through the log that was current
+// when the table was built: a request that acquired its table before a
+// SET_LOG_BASE and completes after it must record its writes in the new
+// log, because the front-end reads the old one for the last time right
+// after the switch (QEMU hw/virtio/vhost.c, vhost_dev_log_resize: the old
+// log is synced and freed once the back-end has the new one).
+type logSlot struct {
+	cur atomic.Pointer[Log]
+}
+
+// acquire returns the installed log with a reference held, or nil.
+func (s *logSlot) acquire() *Log {
+	for {
+		l := s.cur.Load()
+		if l == nil || l.tryRef() {
+			return l
+		}
+		// l lost its owner reference after the load: a newer log (or none)
+		// has been installed already.
+	}
+}
+
+// swap installs l (which may be nil) and retires the previous log: its
+// owner reference is dropped and swap waits until every marking operation
+// that still uses it has finished, so that once swap returns the device
+// writes only to l. Marking never blocks, so the wait is short.
+func (s *logSlot) swap(l *Log) {
+	old := s.cur.Swap(l)
+	if old == nil {
+		return
+	}
+	old.unref()
+	<-old.done
 }

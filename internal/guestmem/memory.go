@@ -13,12 +13,13 @@ import (
 type Memory struct {
 	mu  sync.Mutex // serialises writers
 	cur atomic.Pointer[Table]
+	log logSlot // shared by every table of this Memory
 }
 
 // NewMemory returns a Memory with an empty table.
 func NewMemory() *Memory {
 	m := &Memory{}
-	m.cur.Store(newTable(nil, nil))
+	m.cur.Store(newTable(nil, &m.log))
 	return m
 }
 
@@ -35,12 +36,12 @@ func (m *Memory) Acquire() *Table {
 	}
 }
 
-// publishLocked installs a new table built from regions and log and drops
-// the owner reference of the previous one.
+// publishLocked installs a new table built from regions and drops the
+// owner reference of the previous one.
 //
 // Preconditions: m.mu is held.
-func (m *Memory) publishLocked(regions []*Region, log *Log) {
-	old := m.cur.Swap(newTable(regions, log))
+func (m *Memory) publishLocked(regions []*Region) {
+	old := m.cur.Swap(newTable(regions, &m.log))
 	old.Release()
 }
 
@@ -74,7 +75,7 @@ func (m *Memory) Set(regions []*Region) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.publishLocked(rs, m.cur.Load().log)
+	m.publishLocked(rs)
 	return nil
 }
 
@@ -97,7 +98,7 @@ func (m *Memory) Add(r *Region) error {
 	if err := checkSorted(rs); err != nil {
 		return fmt.Errorf("add memory region: %w", err)
 	}
-	m.publishLocked(rs, cur.log)
+	m.publishLocked(rs)
 	return nil
 }
 
@@ -122,12 +123,19 @@ func (m *Memory) Remove(gpa, size uint64) error {
 	if i < 0 {
 		return fmt.Errorf("remove memory region [%#x, +%#x): %w", gpa, size, ErrNoRegion)
 	}
-	m.publishLocked(slices.Delete(slices.Clone(cur.regions), i, i+1), cur.log)
+	m.publishLocked(slices.Delete(slices.Clone(cur.regions), i, i+1))
 	return nil
 }
 
-// SetLog installs (or, with nil, removes) the dirty log. The log must cover
-// the last page of every current region. On success Memory owns l.
+// SetLog installs (or, with nil, removes) the dirty log (SET_LOG_BASE). The
+// log must cover the last page of every current region (spec/vhost.md
+// §1.10 step 3); regions added later are logged too, as far as the log
+// reaches. On success Memory owns l; on error the caller still does.
+//
+// The previous log stops being written before SetLog returns: tables
+// acquired earlier mark through the new log from then on, and the old
+// mapping is unmapped once the marking operations still using it (which
+// never block) have finished.
 func (m *Memory) SetLog(l *Log) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -135,12 +143,12 @@ func (m *Memory) SetLog(l *Log) error {
 	if l != nil {
 		for _, r := range cur.regions {
 			if !l.covers(r.end() - 1) {
-				return fmt.Errorf("set dirty log: %d-byte log does not cover region [%#x, %#x)",
-					len(l.bitmap), r.GPA, r.end())
+				return fmt.Errorf("set dirty log: %d-byte log does not cover region [%#x, %#x): the bit of its last page is in byte %d",
+					len(l.bitmap), r.GPA, r.end(), (r.end()-1)/PageSize/8)
 			}
 		}
 	}
-	m.publishLocked(cur.regions, l)
+	m.log.swap(l)
 	return nil
 }
 
@@ -149,5 +157,6 @@ func (m *Memory) SetLog(l *Log) error {
 func (m *Memory) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.publishLocked(nil, nil)
+	m.publishLocked(nil)
+	m.log.swap(nil)
 }

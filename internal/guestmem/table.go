@@ -9,20 +9,17 @@ import (
 // with Memory.Acquire and give it back with Release.
 type Table struct {
 	regions []*Region // sorted by GPA, non-overlapping
-	log     *Log      // nil when dirty logging is off
+	log     *logSlot  // the owning Memory's dirty log
 	refs    atomic.Int64
 }
 
 // newTable returns a table holding one (owner) reference and one reference
-// on each region and the log.
-func newTable(regions []*Region, log *Log) *Table {
+// on each region. The table marks dirty pages through log.
+func newTable(regions []*Region, log *logSlot) *Table {
 	t := &Table{regions: regions, log: log}
 	t.refs.Store(1)
 	for _, r := range regions {
 		r.ref()
-	}
-	if log != nil {
-		log.ref()
 	}
 	return t
 }
@@ -55,9 +52,6 @@ func (t *Table) Release() {
 	}
 	for _, r := range t.regions {
 		r.unref()
-	}
-	if t.log != nil {
-		t.log.unref()
 	}
 }
 
@@ -103,29 +97,44 @@ func (t *Table) UVAToGPA(uva uint64) (uint64, bool) {
 }
 
 // Logging reports whether a dirty log is installed.
-func (t *Table) Logging() bool { return t.log != nil }
+func (t *Table) Logging() bool { return t.log.cur.Load() != nil }
 
-// MarkDirty records a device write to [gpa, gpa+n) in the dirty log, if
-// one is installed. It is the only place that marks pages dirty.
+// MarkDirty records a device write to [gpa, gpa+n) in the dirty log
+// installed now, if any (which may be newer than the table). It is, with
+// MarkDirtyIovec, the only place that marks pages dirty. Pages are
+// computed from the absolute GPA; pages beyond the log are skipped.
 func (t *Table) MarkDirty(gpa, n uint64) {
-	if t.log == nil || n == 0 {
+	if n == 0 {
 		return
 	}
-	t.log.mark(gpa, n)
+	l := t.log.acquire()
+	if l == nil {
+		return
+	}
+	defer l.unref()
+	l.mark(gpa, n)
 }
 
 // MarkDirtyIovec records that the first n bytes of the buffers bufs, whose
-// guest addresses are gpas, were written.
+// guest addresses are gpas, were written: the buffers are filled in order,
+// so only the pages those n bytes reach are marked.
 func (t *Table) MarkDirtyIovec(gpas []uint64, bufs [][]byte, n uint64) {
-	if t.log == nil {
+	if n == 0 {
 		return
 	}
+	l := t.log.acquire()
+	if l == nil {
+		return
+	}
+	defer l.unref()
 	for i, b := range bufs {
 		if n == 0 || i >= len(gpas) {
 			return
 		}
-		l := min(uint64(len(b)), n)
-		t.log.mark(gpas[i], l)
-		n -= l
+		k := min(uint64(len(b)), n)
+		if k > 0 {
+			l.mark(gpas[i], k)
+		}
+		n -= k
 	}
 }

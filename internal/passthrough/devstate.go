@@ -36,7 +36,11 @@ func (d *deviceState) Save(w io.Writer) error {
 		return err
 	}
 	st.Ext = &migration.Extension{FUSEFlags: d.srv.Negotiated()}
-	if _, err := w.Write(migration.Encode(st)); err != nil {
+	b, err := migration.Encode(st)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("write device state: %w", err)
 	}
 	return nil

@@ -523,11 +523,18 @@ func (fs *FS) Link(c *fuse.Context, nodeid, newparent uint64, newname fuse.Name,
 // writeback cache a write-only open becomes read-write (the guest page
 // cache reads too), and O_DIRECT is dropped unless allowed.
 func (fs *FS) openFlags(flags uint32) int {
+	return fs.openFlagsFor(flags, fs.cur().writeback.Load())
+}
+
+// openFlagsFor is openFlags for a session whose writeback flag is
+// writeback (a migration destination builds its session before installing
+// it).
+func (fs *FS) openFlagsFor(flags uint32, writeback bool) int {
 	f := int(flags) &^ unix.O_APPEND
 	if !fs.cfg.PreserveNoatime {
 		f &^= unix.O_NOATIME
 	}
-	if fs.cur().writeback.Load() && f&unix.O_ACCMODE == unix.O_WRONLY {
+	if writeback && f&unix.O_ACCMODE == unix.O_WRONLY {
 		f = f&^unix.O_ACCMODE | unix.O_RDWR
 	}
 	if !fs.cfg.AllowDirectIO {
@@ -690,6 +697,12 @@ func (fs *FS) Read(c *fuse.Context, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 		}
 		n, e := sysPreadv(h.fd, iov[:cnt], int64(in.Offset)+int64(total))
 		if e != 0 {
+			if total > 0 {
+				// The bytes already in the guest's buffers are
+				// answered as a short read: the reply then covers
+				// (and the dirty log records) every byte written.
+				break
+			}
 			return 0, e
 		}
 		if n == 0 {

@@ -32,6 +32,7 @@ type fakeBackend struct {
 	mu     sync.Mutex
 	events []string
 	queues map[int]*virtqueue.Queue
+	mem    *guestmem.Memory // from the last StartQueue
 }
 
 func (b *fakeBackend) record(format string, args ...any) {
@@ -66,6 +67,7 @@ func (b *fakeBackend) StartQueue(idx int, q *virtqueue.Queue, mem *guestmem.Memo
 		b.queues = map[int]*virtqueue.Queue{}
 	}
 	b.queues[idx] = q
+	b.mem = mem
 	b.mu.Unlock()
 	// The kick fd must be valid while the queue runs.
 	if _, err := unix.FcntlInt(uintptr(kick), unix.F_GETFD, 0); err != nil {
@@ -101,6 +103,14 @@ func openFDs(t *testing.T) int {
 // that no descriptor leaked.
 func startServer(t *testing.T, b *fakeBackend) *frontend {
 	t.Helper()
+	return startServerWith(t, b, b)
+}
+
+// startServerWith is startServer with sb as the Backend; fb (which sb
+// wraps) provides the offered features.
+func startServerWith(t *testing.T, fb *fakeBackend, sb Backend) *frontend {
+	t.Helper()
+	b := fb
 	before := openFDs(t)
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -109,7 +119,7 @@ func startServer(t *testing.T, b *fakeBackend) *frontend {
 	tv := unix.Timeval{Sec: 30} // bounds a failing test only
 	unix.SetsockoptTimeval(sp[0], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	f := &frontend{t: t, fd: sp[0], b: b, done: make(chan error, 1)}
-	go func() { f.done <- Serve(sp[1], b, nil) }()
+	go func() { f.done <- Serve(sp[1], sb, nil) }()
 	t.Cleanup(func() {
 		f.wait()
 		unix.Close(f.fd)

@@ -83,6 +83,7 @@ var requests = [...]reqInfo{
 	VHOST_USER_RESET_OWNER:           {supported: true, size: 0},
 	VHOST_USER_SET_MEM_TABLE:         {supported: true, size: -1, fds: fdRegions},
 	VHOST_USER_SET_LOG_BASE:          {supported: true, size: sizeLog, fds: fdOne, reply: true, gate: VHOST_USER_PROTOCOL_F_LOG_SHMFD},
+	VHOST_USER_SET_LOG_FD:            {supported: true, size: -1, fds: fdOne},
 	VHOST_USER_SET_VRING_NUM:         {supported: true, size: sizeVringState},
 	VHOST_USER_SET_VRING_ADDR:        {supported: true, size: sizeVringAddr},
 	VHOST_USER_SET_VRING_BASE:        {supported: true, size: sizeVringState},
@@ -253,10 +254,9 @@ func decode(h Header, body []byte, nfds int, m *message) error {
 		}
 		m.config = c
 	case VHOST_USER_SET_DEVICE_STATE_FD:
+		// Unknown directions and phases are refused by the handler
+		// with an error reply; the connection stays.
 		m.xferDir, m.xferPhas = le.Uint32(body), le.Uint32(body[4:])
-		if m.xferDir > deviceStateLoad || m.xferPhas != deviceStatePhaseStop {
-			return protoErr("%v: direction %d phase %d", h.Request, m.xferDir, m.xferPhas)
-		}
 	}
 	if nfds != wantFDs {
 		return protoErr("%v: %d descriptors attached, want %d", h.Request, nfds, wantFDs)

@@ -39,6 +39,8 @@ type server struct {
 	lastProto     uint64 // last value returned by GET_PROTOCOL_FEATURES
 	replyAckOn    bool   // REPLY_ACK in effect; see updateReplyAck
 	backendReqFD  int
+	xfer          *transfer // the last device state transfer, until checked
+	logFD         int       // from SET_LOG_FD; kept, never used (see setLogFD)
 
 	hdr  [headerSize]byte
 	body [maxPayload]byte
@@ -64,6 +66,7 @@ func Serve(fd int, b Backend, log *slog.Logger) error {
 		mem:          guestmem.NewMemory(),
 		rings:        make([]vring, b.NumQueues()),
 		backendReqFD: -1,
+		logFD:        -1,
 		oob:          make([]byte, unix.CmsgSpace(linux.MaxFDs*4)),
 	}
 	for i := range s.rings {
@@ -89,6 +92,7 @@ func Serve(fd int, b Backend, log *slog.Logger) error {
 }
 
 func (s *server) shutdown() {
+	s.endTransfer()
 	for i := range s.rings {
 		s.stopRing(i)
 		r := &s.rings[i]
@@ -97,8 +101,11 @@ func (s *server) shutdown() {
 		linux.Close(r.q.Reset())
 		r.kick, r.errFD = -1, -1
 	}
+	s.setAckedFeatures(0)
 	linux.Close(s.backendReqFD)
 	s.backendReqFD = -1
+	linux.Close(s.logFD)
+	s.logFD = -1
 	s.mem.Close()
 	linux.Close(s.fd)
 }
@@ -194,6 +201,7 @@ var handlers = [...]handler{
 	VHOST_USER_RESET_OWNER:           (*server).resetOwner,
 	VHOST_USER_SET_MEM_TABLE:         (*server).setMemTable,
 	VHOST_USER_SET_LOG_BASE:          (*server).setLogBase,
+	VHOST_USER_SET_LOG_FD:            (*server).setLogFD,
 	VHOST_USER_SET_VRING_NUM:         (*server).setVringNum,
 	VHOST_USER_SET_VRING_ADDR:        (*server).setVringAddr,
 	VHOST_USER_SET_VRING_BASE:        (*server).setVringBase,
@@ -273,6 +281,10 @@ func (s *server) maybeStartRing(i int) error {
 	if r.started || r.kick < 0 {
 		return nil
 	}
+	// The device stays suspended while its state is transferred.
+	if s.xfer != nil && s.xfer.running() {
+		return fmt.Errorf("start queue %d: %w", i, errTransferRunning)
+	}
 	if err := s.b.StartQueue(i, r.q, s.mem, r.kick); err != nil {
 		return fmt.Errorf("start queue %d: %w", i, err)
 	}
@@ -290,7 +302,7 @@ func (s *server) setFeatures(m *message) error {
 	if m.u64&^offered != 0 {
 		return fmt.Errorf("features %#x not a subset of %#x", m.u64, offered)
 	}
-	s.ackedFeatures = m.u64
+	s.setAckedFeatures(m.u64)
 	for i := range s.rings {
 		r := &s.rings[i]
 		r.q.SetEventIdx(m.u64&VIRTIO_RING_F_EVENT_IDX != 0)
@@ -315,7 +327,7 @@ func (s *server) setOwner(m *message) error {
 
 func (s *server) resetOwner(m *message) error {
 	s.owned = false
-	s.ackedFeatures = 0
+	s.setAckedFeatures(0)
 	s.ackedProto = 0
 	return nil
 }
@@ -342,6 +354,19 @@ func (s *server) setMemTable(m *message) error {
 	return nil
 }
 
+// setLogBase installs the dirty log (spec/vhost.md §1.10; QEMU
+// docs/interop/vhost-user.rst, "Migration"). The log memfd is mapped and
+// closed; it must cover the last page of every current region, otherwise
+// the request fails and the connection ends, as in the Rust virtiofsd. The
+// new log replaces the previous one for every region, including regions
+// added later, while the queues keep running: requests in flight log into
+// the new log from now on and the old mapping goes once nobody writes it.
+// The reply echoes the request body (QEMU only checks the request code).
+//
+// Logging starts as soon as a log is installed, whatever the state of
+// VHOST_F_LOG_ALL: QEMU installs the log before it sets the feature, and
+// marking pages that the front-end does not read costs nothing but the
+// bit.
 func (s *server) setLogBase(m *message) error {
 	if s.b.ProtocolFeatures()&VHOST_USER_PROTOCOL_F_LOG_SHMFD == 0 {
 		return errors.New("dirty logging (LOG_SHMFD) not offered")
@@ -356,6 +381,19 @@ func (s *server) setLogBase(m *message) error {
 	}
 	copy(s.out[headerSize:], m.body[:sizeLog])
 	return s.send(m.hdr.Request, sizeLog)
+}
+
+// setLogFD keeps the descriptor of SET_LOG_FD. vhost-user.rst defines it
+// only as "the logging file descriptor" (the kernel vhost counterpart,
+// VHOST_SET_LOG_FD, is an eventfd the device signals after writing the
+// log). With LOG_SHMFD the log itself arrives with SET_LOG_BASE and the
+// front-end reads the bitmap when it syncs, so there is nothing to signal;
+// QEMU never sends this request. The fd is held (replacing and closing any
+// previous one) until RESET_DEVICE or the end of the connection.
+func (s *server) setLogFD(m *message) error {
+	linux.Close(s.logFD)
+	s.logFD = m.takeFD(0)
+	return nil
 }
 
 func (s *server) setVringNum(m *message) error {
@@ -379,9 +417,16 @@ func (s *server) setVringAddr(m *message) error {
 	if !ok1 || !ok2 || !ok3 {
 		return fmt.Errorf("vring %d: ring address not in any memory region", m.addr.Index)
 	}
+	// With VHOST_VRING_F_LOG the front-end names the guest address at
+	// which used-ring writes are logged (vhost-user.rst, "Migration");
+	// without it they are logged at the used ring's GPA.
+	usedLog := used
+	if m.addr.Flags&VHOST_VRING_F_LOG != 0 {
+		usedLog = m.addr.LogGuest
+	}
 	// Re-read next_used from the guest only while the ring is stopped, so
 	// that completions in flight are not forgotten.
-	return r.q.SetAddr(t, desc, avail, used, !r.started)
+	return r.q.SetAddrLog(t, desc, avail, used, usedLog, !r.started)
 }
 
 func (s *server) setVringBase(m *message) error {
@@ -527,6 +572,7 @@ func (s *server) gpuSetSocket(m *message) error {
 }
 
 func (s *server) resetDevice(m *message) error {
+	s.endTransfer()
 	for i := range s.rings {
 		s.stopRing(i)
 		r := &s.rings[i]
@@ -535,7 +581,9 @@ func (s *server) resetDevice(m *message) error {
 		r.kick, r.errFD = -1, -1
 		linux.Close(r.q.Reset())
 	}
-	s.ackedFeatures = 0
+	s.setAckedFeatures(0)
+	linux.Close(s.logFD)
+	s.logFD = -1
 	s.b.Reset()
 	return nil
 }
@@ -567,16 +615,4 @@ func (s *server) addMemReg(m *message) error {
 
 func (s *server) remMemReg(m *message) error {
 	return s.mem.Remove(m.region.GPA, m.region.Size)
-}
-
-func (s *server) setDeviceStateFD(m *message) error {
-	// DEVICE_STATE is not offered: refuse the transfer without returning
-	// a descriptor; the pipe end is closed, so the front-end sees EOF.
-	s.log.Warn("device state transfer requested but not supported", "direction", m.xferDir)
-	return s.sendU64(m.hdr.Request, deviceStateNoFD|deviceStateError)
-}
-
-func (s *server) checkDeviceState(m *message) error {
-	// No transfer can have run, so the check fails (the connection stays).
-	return s.sendU64(m.hdr.Request, 1)
 }

@@ -2,12 +2,16 @@ package virtiofs
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"virtiofsd/internal/fuse"
 	"virtiofsd/internal/linux"
+	"virtiofsd/internal/migration"
 	"virtiofsd/internal/vhostuser"
 )
 
@@ -19,12 +23,14 @@ const (
 		vhostuser.VIRTIO_RING_F_EVENT_IDX | vhostuser.VHOST_USER_F_PROTOCOL_FEATURES |
 		vhostuser.VIRTIO_F_VERSION_1
 
-	// protocolFeatures = MQ | REPLY_ACK | BACKEND_REQ | BACKEND_SEND_FD |
-	// RESET_DEVICE | CONFIGURE_MEM_SLOTS = 0xA429. LOG_SHMFD and
-	// DEVICE_STATE are added with live migration; CONFIG only with a tag.
+	// protocolFeatures = MQ | LOG_SHMFD | REPLY_ACK | BACKEND_REQ | BACKEND_SEND_FD |
+	// RESET_DEVICE | CONFIGURE_MEM_SLOTS = 0xA42B (LOG_SHMFD: the dirty log
+	// for live migration). DEVICE_STATE is added with the device-state
+	// transfer; CONFIG only with a tag.
 	protocolFeatures = vhostuser.VHOST_USER_PROTOCOL_F_MQ | vhostuser.VHOST_USER_PROTOCOL_F_REPLY_ACK |
 		vhostuser.VHOST_USER_PROTOCOL_F_BACKEND_REQ | vhostuser.VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD |
-		vhostuser.VHOST_USER_PROTOCOL_F_RESET_DEVICE | vhostuser.VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS
+		vhostuser.VHOST_USER_PROTOCOL_F_RESET_DEVICE | vhostuser.VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
+		vhostuser.VHOST_USER_PROTOCOL_F_LOG_SHMFD
 )
 
 // Config space layout (virtio v1.2 §5.11.4).
@@ -46,6 +52,12 @@ type Config struct {
 	ThreadPoolSize int
 	// Log receives the device's log messages; nil discards them.
 	Log *slog.Logger
+	// State, if non-nil, saves and loads the file system's state for live
+	// migration: DEVICE_STATE is offered, VHOST_F_LOG_ALL turning on and
+	// off calls Prepare and Cancel, and device state transfers call Save
+	// and Load. With nil, DEVICE_STATE is not offered and transfers are
+	// refused.
+	State migration.Handler
 }
 
 // Device is the virtio-fs vhost-user back-end.
@@ -106,6 +118,9 @@ func (d *Device) Serve(connFD int) error {
 		b.pool = p
 		defer p.stop()
 	}
+	if d.cfg.State != nil {
+		return vhostuser.Serve(connFD, stateBackend{b}, d.log)
+	}
 	return vhostuser.Serve(connFD, b, d.log)
 }
 
@@ -114,6 +129,9 @@ type backend struct {
 	d       *Device
 	pool    *pool          // nil in serial mode
 	workers []*queueWorker // nil entries: queue not started
+	// running counts the started queue workers. The control goroutine
+	// changes it; a device state transfer reads it.
+	running atomic.Int32
 }
 
 var _ vhostuser.Backend = (*backend)(nil)
@@ -123,10 +141,14 @@ func (b *backend) Features() uint64 { return features }
 
 // ProtocolFeatures implements vhostuser.Backend.ProtocolFeatures.
 func (b *backend) ProtocolFeatures() uint64 {
+	p := uint64(protocolFeatures)
 	if b.d.cfg.Tag != "" {
-		return protocolFeatures | vhostuser.VHOST_USER_PROTOCOL_F_CONFIG
+		p |= vhostuser.VHOST_USER_PROTOCOL_F_CONFIG
 	}
-	return protocolFeatures
+	if b.d.cfg.State != nil {
+		p |= vhostuser.VHOST_USER_PROTOCOL_F_DEVICE_STATE
+	}
+	return p
 }
 
 // NumQueues implements vhostuser.Backend.NumQueues.
@@ -149,3 +171,38 @@ func (b *backend) ReadConfig(p []byte, off uint32) bool {
 
 // Reset implements vhostuser.Backend.Reset.
 func (b *backend) Reset() { b.d.h.destroy() }
+
+// stateBackend is the backend of a device with a migration.Handler.
+type stateBackend struct{ *backend }
+
+var _ vhostuser.StateBackend = stateBackend{}
+
+// errQueuesRunning refuses a transfer while a queue worker may still run
+// requests; vhostuser refuses it earlier, this keeps the file system safe
+// whatever the control plane does.
+var errQueuesRunning = errors.New("device state transfer while a queue is running")
+
+// LogAll implements vhostuser.StateBackend.LogAll.
+func (b stateBackend) LogAll(on bool) {
+	if on {
+		b.d.cfg.State.Prepare()
+	} else {
+		b.d.cfg.State.Cancel()
+	}
+}
+
+// SaveState implements vhostuser.StateBackend.SaveState.
+func (b stateBackend) SaveState(w io.Writer) error {
+	if b.running.Load() != 0 {
+		return errQueuesRunning
+	}
+	return b.d.cfg.State.Save(w)
+}
+
+// LoadState implements vhostuser.StateBackend.LoadState.
+func (b stateBackend) LoadState(r io.Reader) error {
+	if b.running.Load() != 0 {
+		return errQueuesRunning
+	}
+	return b.d.cfg.State.Load(r)
+}

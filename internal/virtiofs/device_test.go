@@ -19,17 +19,17 @@ func TestFeaturesAndConfig(t *testing.T) {
 	if features != 0x1_7400_0000 {
 		t.Errorf("features = %#x, want 0x174000000", uint64(features))
 	}
-	if protocolFeatures != 0xA429 {
-		t.Errorf("protocol features = %#x, want 0xa429", uint64(protocolFeatures))
+	if protocolFeatures != 0xA42B {
+		t.Errorf("protocol features = %#x, want 0xa42b", uint64(protocolFeatures))
 	}
 	b := &backend{d: newDevice(newFakeHandler(), Config{})}
-	if b.ProtocolFeatures() != 0xA429 || b.ReadConfig(make([]byte, 4), 0) || b.NumQueues() != 2 {
+	if b.ProtocolFeatures() != 0xA42B || b.ReadConfig(make([]byte, 4), 0) || b.NumQueues() != 2 {
 		t.Errorf("without tag: protocol %#x, config served, or %d queues", b.ProtocolFeatures(), b.NumQueues())
 	}
 	tag := "0123456789abcdef0123456789abcdef0123" // exactly 36 bytes, no NUL
 	b = &backend{d: newDevice(newFakeHandler(), Config{Tag: tag})}
-	if b.ProtocolFeatures() != 0xA629 {
-		t.Errorf("with tag: protocol features = %#x, want 0xa629", b.ProtocolFeatures())
+	if b.ProtocolFeatures() != 0xA62B {
+		t.Errorf("with tag: protocol features = %#x, want 0xa62b", b.ProtocolFeatures())
 	}
 	p := make([]byte, 44)
 	if !b.ReadConfig(p, 0) || string(p[:36]) != tag || binary.LittleEndian.Uint32(p[36:]) != 1 ||

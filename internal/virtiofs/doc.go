@@ -51,6 +51,18 @@
 // completion is pushed, so memory updates never unmap memory in use and
 // never wait for the data plane. No lock is held across request handling.
 //
+// # Live migration
+//
+// With Config.State set, the device offers DEVICE_STATE and implements
+// vhostuser.StateBackend: VHOST_F_LOG_ALL turning on and off calls the
+// handler's Prepare and Cancel, and device state transfers call Save and
+// Load. A transfer runs only while every queue is stopped: vhostuser
+// refuses one while a ring runs (QEMU stops them with GET_VRING_BASE
+// first) and refuses to start a ring during one, and the device checks
+// again that no queue worker is running before it calls Save or Load, so
+// no request runs on the file system meanwhile. Without a handler,
+// DEVICE_STATE is not offered and transfers are refused.
+//
 // # Lock order
 //
 // Only virtqueue.Queue's internal mutex (a leaf) and the pool channels are

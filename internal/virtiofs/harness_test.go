@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"virtiofsd/internal/linux"
+	"virtiofsd/internal/migration"
 	"virtiofsd/internal/vhostuser"
 	"virtiofsd/internal/virtqueue"
 )
@@ -119,10 +120,17 @@ func startDev(t *testing.T, poolSize int, eventIdx bool) *testDev {
 // startDevHooks is startDev with hooks installed in every queue worker.
 func startDevHooks(t *testing.T, poolSize int, eventIdx bool, hooks *workerHooks) *testDev {
 	t.Helper()
+	return startDevConfig(t, poolSize, eventIdx, hooks, nil)
+}
+
+// startDevConfig is startDevHooks with state as the device's
+// migration.Handler.
+func startDevConfig(t *testing.T, poolSize int, eventIdx bool, hooks *workerHooks, state migration.Handler) *testDev {
+	t.Helper()
 	before := openFDs(t)
 	h := newFakeHandler()
 	logs := &syncBuffer{}
-	dev := newDevice(h, Config{Tag: "testfs", ThreadPoolSize: poolSize,
+	dev := newDevice(h, Config{Tag: "testfs", ThreadPoolSize: poolSize, State: state,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	dev.hooks = hooks
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -159,8 +167,12 @@ func startDevHooks(t *testing.T, poolSize int, eventIdx bool, hooks *workerHooks
 	})
 
 	d.call(vhostuser.VHOST_USER_GET_FEATURES, nil)
-	if got := d.call(vhostuser.VHOST_USER_GET_PROTOCOL_FEATURES, nil); got != protocolFeatures|vhostuser.VHOST_USER_PROTOCOL_F_CONFIG {
-		t.Fatalf("GET_PROTOCOL_FEATURES = %#x", got)
+	wantProto := uint64(protocolFeatures | vhostuser.VHOST_USER_PROTOCOL_F_CONFIG)
+	if state != nil {
+		wantProto |= vhostuser.VHOST_USER_PROTOCOL_F_DEVICE_STATE
+	}
+	if got := d.call(vhostuser.VHOST_USER_GET_PROTOCOL_FEATURES, nil); got != wantProto {
+		t.Fatalf("GET_PROTOCOL_FEATURES = %#x, want %#x", got, wantProto)
 	}
 	d.send(vhostuser.VHOST_USER_SET_PROTOCOL_FEATURES, 0, u64(protocolFeatures))
 	d.ack(vhostuser.VHOST_USER_SET_OWNER, nil)

@@ -85,6 +85,7 @@ func (b *backend) StartQueue(idx int, q *virtqueue.Queue, mem *guestmem.Memory, 
 		return err
 	}
 	b.workers[idx] = w
+	b.running.Add(1)
 	return nil
 }
 
@@ -93,6 +94,7 @@ func (b *backend) StopQueue(idx int) {
 	if w := b.workers[idx]; w != nil {
 		w.stop()
 		b.workers[idx] = nil
+		b.running.Add(-1)
 	}
 }
 

@@ -52,8 +52,13 @@
 // # Dirty logging
 //
 // Every device write to guest memory is marked through Table.MarkDirty in
-// Push: the first n bytes of the writable buffers (the reply), the used
-// element and used->idx; EnableNotification marks avail_event.
+// Push: the first n bytes of the writable buffers (the reply, including
+// file data read straight into guest buffers; the used length n is the
+// number of bytes written), the used element and used->idx;
+// EnableNotification marks avail_event. used->flags is never written (the
+// device does not suppress notifications through VRING_USED_F_NO_NOTIFY).
+// Used-ring writes are logged at the used ring's GPA, or at the vring's
+// log_guest_addr when the front-end gave one (SetAddrLog).
 //
 // # Locking
 //

@@ -30,6 +30,7 @@ type Queue struct {
 
 	size                uint32 // power of two, 1..MaxSize
 	desc, avail, used   uint64 // GPAs of the three areas
+	usedLog             uint64 // GPA at which used-ring writes are logged
 	addrSet             bool
 	nextAvail, nextUsed uint16
 	availIdx            uint16 // last valid avail->idx read; availIdx-nextAvail <= size
@@ -56,7 +57,7 @@ func New() *Queue {
 func (q *Queue) resetLocked() {
 	q.enabled.Store(false)
 	q.size = MaxSize
-	q.desc, q.avail, q.used, q.addrSet = 0, 0, 0, false
+	q.desc, q.avail, q.used, q.usedLog, q.addrSet = 0, 0, 0, 0, false
 	q.nextAvail, q.nextUsed, q.availIdx, q.numAdded = 0, 0, 0, 0
 	q.eventIdx = false
 	q.callFD = -1
@@ -103,7 +104,17 @@ func (q *Queue) Size() uint32 {
 // The rings must be aligned (desc 16, avail 2, used 4) and lie in guest
 // memory. With resync, next_used is re-read from used->idx; pass false while
 // the queue is running so that in-flight completions are not lost.
+// Used-ring writes are logged at the used ring's own GPA.
 func (q *Queue) SetAddr(t *guestmem.Table, desc, avail, used uint64, resync bool) error {
+	return q.SetAddrLog(t, desc, avail, used, used, resync)
+}
+
+// SetAddrLog is SetAddr with the guest address at which writes to the used
+// ring are recorded in the dirty log: the vring's log_guest_addr when the
+// front-end set VHOST_VRING_F_LOG (QEMU docs/interop/vhost-user.rst,
+// "Migration": the back-end logs used-ring updates at that address), which
+// QEMU sets to the used ring's GPA.
+func (q *Queue) SetAddrLog(t *guestmem.Table, desc, avail, used, usedLog uint64, resync bool) error {
 	if desc%16 != 0 || avail%2 != 0 || used%4 != 0 {
 		return fmt.Errorf("set ring addresses desc %#x avail %#x used %#x: misaligned", desc, avail, used)
 	}
@@ -113,7 +124,7 @@ func (q *Queue) SetAddr(t *guestmem.Table, desc, avail, used uint64, resync bool
 	if err != nil {
 		return fmt.Errorf("set ring addresses desc %#x avail %#x used %#x: %w", desc, avail, used, err)
 	}
-	q.desc, q.avail, q.used, q.addrSet = desc, avail, used, true
+	q.desc, q.avail, q.used, q.usedLog, q.addrSet = desc, avail, used, usedLog, true
 	q.view = v
 	if resync {
 		q.nextUsed = load16(ptr16(v.used, 2))
@@ -267,11 +278,11 @@ func (q *Queue) pushLocked(t *guestmem.Table, v *ringView, head uint16, n uint32
 	off := ringHeader + usedElemSize*(uint64(q.nextUsed)&uint64(q.size-1))
 	binary.LittleEndian.PutUint32(v.used[off:], uint32(head))
 	binary.LittleEndian.PutUint32(v.used[off+4:], n)
-	t.MarkDirty(q.used+off, usedElemSize)
+	t.MarkDirty(q.usedLog+off, usedElemSize)
 	q.nextUsed++
 	q.numAdded++
 	store16(ptr16(v.used, 2), q.nextUsed)
-	t.MarkDirty(q.used+2, 2)
+	t.MarkDirty(q.usedLog+2, 2)
 
 	if q.callFD >= 0 && q.needsNotificationLocked(v) {
 		return linux.Signal(q.callFD)
@@ -310,7 +321,7 @@ func (q *Queue) EnableNotification(t *guestmem.Table) (bool, error) {
 	}
 	off := ringHeader + usedElemSize*uint64(q.size)
 	store16(ptr16(v.used, off), q.nextAvail)
-	t.MarkDirty(q.used+off, 2)
+	t.MarkDirty(q.usedLog+off, 2)
 	fence() // avail_event store before the avail->idx load
 	return load16(ptr16(v.avail, 2)) != q.nextAvail, nil
 }

@@ -469,3 +469,54 @@ func TestPopPushAllocs(t *testing.T) {
 		t.Errorf("Pop+Push allocations = %v, want 0", allocs)
 	}
 }
+
+// TestDirtyLogUsedAtLogAddr checks that with a separate log address
+// (SET_VRING_ADDR with VHOST_VRING_F_LOG) the used element, used idx and
+// avail_event are logged at that address, not at the used ring's own page.
+func TestDirtyLogUsedAtLogAddr(t *testing.T) {
+	d := newDriver(t, 8)
+	var words [4]uint32 // 128 pages
+	bits := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), 16)
+	if err := d.gm.SetLog(guestmem.NewLog(bits)); err != nil {
+		t.Fatal(err)
+	}
+	const logAddr = 0x3_0ffc // used ring logged across pages 0x30 and 0x31
+	tb := d.gm.Acquire()
+	err := d.q.SetAddrLog(tb, descGPA, availGPA, usedGPA, logAddr, true)
+	tb.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.q.SetEventIdx(true)
+	d.setDesc(descGPA, 0, bufferGPA, 16, VRING_DESC_F_NEXT, 1)
+	d.setDesc(descGPA, 1, 0x2_0000, 0x1000, VRING_DESC_F_WRITE, 0)
+	d.publish(0)
+	c := NewChain()
+	if ok, err := d.pop(c); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := d.push(c, 0); err != nil { // nothing written into the buffer
+		t.Fatal(err)
+	}
+	want := make([]byte, 16)
+	want[0x30/8] |= 1 << (0x30 % 8) // used idx at logAddr+2
+	want[0x31/8] |= 1 << (0x31 % 8) // used element 0 at logAddr+4
+	if !bytes.Equal(bits, want) {
+		t.Fatalf("after push: dirty bitmap = %08b, want %08b", bits, want)
+	}
+	clear(bits)
+	tb = d.gm.Acquire()
+	_, err = d.q.EnableNotification(tb) // writes avail_event at used+4+8*size
+	tb.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.availEvent() != 1 {
+		t.Fatalf("avail_event = %d, want 1", d.availEvent())
+	}
+	clear(want)
+	want[0x31/8] |= 1 << (0x31 % 8)
+	if !bytes.Equal(bits, want) {
+		t.Fatalf("after avail_event: dirty bitmap = %08b, want %08b", bits, want)
+	}
+}

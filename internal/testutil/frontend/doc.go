@@ -45,6 +45,10 @@
 //     Memory and Allocator give access to guest memory by GPA.
 //   - Conn sends and receives raw vhost-user messages (SendRaw with any
 //     code, flags, size field and fds; Recv, RecvReply; WaitClosed).
+//   - Dirty-page logging: SetLogBase shares a log memfd (SET_LOG_BASE) and
+//     keeps it mapped; DirtyPages, WaitDirtyPages and ClearLog read and
+//     reset the bitmap; LogSize sizes it; AddMemRegion hot-plugs a region
+//     (ADD_MEM_REG). Queue.SubmitChain places buffers at chosen GPAs.
 //
 // Memory ordering on the rings: the front-end is the driver side. It writes
 // descriptors and avail ring entries with plain stores, then publishes the

@@ -89,6 +89,7 @@ type Frontend struct {
 	alloc    *Allocator
 	unique   uint64
 	outViews [][]byte
+	dirtyLog []byte // mapping of the log sent with SetLogBase, or nil
 }
 
 // New sets up guest memory and queues for the back-end connected on fd and
@@ -175,6 +176,7 @@ func (fe *Frontend) Close() {
 	if fe.Mem != nil {
 		fe.Mem.Close()
 	}
+	fe.unmapLog()
 }
 
 // SetTimeout changes the bound on every wait.

@@ -48,36 +48,13 @@ func NewMemory(specs []RegionSpec) (*Memory, error) {
 		return nil, errors.New("create guest memory: no regions")
 	}
 	m := &Memory{}
-	pg := uint64(unix.Getpagesize())
 	for i, s := range specs {
-		if s.Size == 0 || s.Size%pg != 0 || s.FileOffset%pg != 0 {
-			m.Close()
-			return nil, fmt.Errorf("create guest memory region %d: size %#x and offset %#x must be non-zero page multiples", i, s.Size, s.FileOffset)
-		}
-		if s.GPA+s.Size < s.GPA {
-			m.Close()
-			return nil, fmt.Errorf("create guest memory region %d: GPA range overflows", i)
-		}
-		fd, err := unix.MemfdCreate(fmt.Sprintf("guest-ram-%d", i), unix.MFD_CLOEXEC)
+		r, err := mapRegion(i, s)
 		if err != nil {
 			m.Close()
-			return nil, fmt.Errorf("create guest memory region %d: memfd_create: %w", i, err)
+			return nil, err
 		}
-		if err := unix.Ftruncate(fd, int64(s.FileOffset+s.Size)); err != nil {
-			unix.Close(fd)
-			m.Close()
-			return nil, fmt.Errorf("create guest memory region %d: ftruncate: %w", i, err)
-		}
-		data, err := unix.Mmap(fd, int64(s.FileOffset), int(s.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		if err != nil {
-			unix.Close(fd)
-			m.Close()
-			return nil, fmt.Errorf("create guest memory region %d: mmap: %w", i, err)
-		}
-		m.regions = append(m.regions, &Region{
-			GPA: s.GPA, Size: s.Size, Offset: s.FileOffset, FD: fd, data: data,
-			UVA: sliceAddr(data),
-		})
+		m.regions = append(m.regions, r)
 	}
 	sort.Slice(m.regions, func(i, j int) bool { return m.regions[i].GPA < m.regions[j].GPA })
 	for i := 1; i < len(m.regions); i++ {
@@ -88,6 +65,54 @@ func NewMemory(specs []RegionSpec) (*Memory, error) {
 		}
 	}
 	return m, nil
+}
+
+// mapRegion creates, sizes and maps the memfd of region i.
+func mapRegion(i int, s RegionSpec) (*Region, error) {
+	pg := uint64(unix.Getpagesize())
+	if s.Size == 0 || s.Size%pg != 0 || s.FileOffset%pg != 0 {
+		return nil, fmt.Errorf("create guest memory region %d: size %#x and offset %#x must be non-zero page multiples", i, s.Size, s.FileOffset)
+	}
+	if s.GPA+s.Size < s.GPA {
+		return nil, fmt.Errorf("create guest memory region %d: GPA range overflows", i)
+	}
+	fd, err := unix.MemfdCreate(fmt.Sprintf("guest-ram-%d", i), unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("create guest memory region %d: memfd_create: %w", i, err)
+	}
+	if err := unix.Ftruncate(fd, int64(s.FileOffset+s.Size)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("create guest memory region %d: ftruncate: %w", i, err)
+	}
+	data, err := unix.Mmap(fd, int64(s.FileOffset), int(s.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("create guest memory region %d: mmap: %w", i, err)
+	}
+	return &Region{
+		GPA: s.GPA, Size: s.Size, Offset: s.FileOffset, FD: fd, data: data,
+		UVA: sliceAddr(data),
+	}, nil
+}
+
+// Add creates one more region (memory hot-plug). It must not overlap the
+// existing ones. It is only added to the Memory; announce it to the
+// back-end with ADD_MEM_REG (Frontend.AddMemRegion).
+func (m *Memory) Add(spec RegionSpec) (*Region, error) {
+	r, err := mapRegion(len(m.regions), spec)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range m.regions {
+		if r.GPA < o.GPA+o.Size && o.GPA < r.GPA+r.Size {
+			unix.Munmap(r.data)
+			unix.Close(r.FD)
+			return nil, fmt.Errorf("add guest memory region at %#x: overlaps the region at %#x", r.GPA, o.GPA)
+		}
+	}
+	m.regions = append(m.regions, r)
+	sort.Slice(m.regions, func(i, j int) bool { return m.regions[i].GPA < m.regions[j].GPA })
+	return r, nil
 }
 
 // Regions returns the regions sorted by GPA.
