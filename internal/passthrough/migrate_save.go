@@ -276,7 +276,7 @@ func (fs *FS) attachPath(s *session, in, parent *inode, name string, replace boo
 	defer func() { fs.putChain(chain) }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.track.Load() || in.nodeid == RootID || s.inodes[in.nodeid] != in {
+	if !s.track.Load() || in.nodeid == RootID || in == parent || s.inodes[in.nodeid] != in {
 		return false
 	}
 	if old := in.mig; old != nil {
