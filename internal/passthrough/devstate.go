@@ -16,13 +16,15 @@ const maxStateBytes = 512 << 20
 type deviceState struct {
 	fs  *FS
 	srv *fuse.Server
+	// limit is the largest stream Load accepts (maxStateBytes).
+	limit int
 }
 
 // NewDeviceState returns the migration.Handler that saves and restores the
 // session of fs, together with the FUSE session state of srv (which must
 // serve fs).
 func NewDeviceState(fs *FS, srv *fuse.Server) migration.Handler {
-	return &deviceState{fs: fs, srv: srv}
+	return &deviceState{fs: fs, srv: srv, limit: maxStateBytes}
 }
 
 func (d *deviceState) Prepare() { d.fs.prepareMigration() }
@@ -48,12 +50,12 @@ func (d *deviceState) Save(w io.Writer) error {
 
 // Load implements migration.Handler.Load.
 func (d *deviceState) Load(r io.Reader) error {
-	b, err := io.ReadAll(io.LimitReader(r, maxStateBytes+1))
+	b, err := io.ReadAll(io.LimitReader(r, int64(d.limit)+1))
 	if err != nil {
 		return fmt.Errorf("read device state: %w", err)
 	}
-	if len(b) > maxStateBytes {
-		return fmt.Errorf("device state larger than %d bytes", maxStateBytes)
+	if len(b) > d.limit {
+		return fmt.Errorf("device state larger than %d bytes", d.limit)
 	}
 	st, err := migration.Decode(b)
 	if err != nil {

@@ -105,7 +105,9 @@
 // table) and hmu (handle table) are leaves: neither is held while taking
 // the other, and no system call is made under either, except close(2) of a
 // descriptor whose last reference was dropped (done after unlocking).
-// handle.io is taken without either table lock held. FS.mmu (mount
+// handle.io is taken without either table lock held. FS.mig.mu (the
+// outgoing migration) comes before the session's locks and is never taken
+// by a request. FS.mmu (mount
 // descriptors) is taken without the session's mu held; opening a new mount
 // descriptor happens under it (rare: once per mount).
 //
@@ -133,6 +135,13 @@
 //     requests with a guest user's identity.
 //   - Reads and writes never transfer more than the requested size, and
 //     vectors longer than IOV_MAX are split over several calls.
+//   - An outgoing migration (migrate_save.go) checks every path against
+//     the host again while saving and looks a renamed file up under its
+//     new name, so that host changes during the migration only fail the
+//     files that are really gone; the serialized refcounts follow the
+//     stream's contract exactly; mount paths are made relative to the
+//     shared directory by whole path components; cancelling the migration
+//     clears what the preparation attached.
 //
 // Scope: Linux, little-endian amd64 and arm64.
 package passthrough

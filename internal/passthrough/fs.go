@@ -68,6 +68,9 @@ type FS struct {
 	// before the system call; a non-zero result is returned as the
 	// operation's error without making the call.
 	privHook func() unix.Errno
+
+	// mig is the state of an outgoing migration (migrate_save.go).
+	mig migSource
 }
 
 var _ fuse.FileSystem = (*FS)(nil)
@@ -172,6 +175,14 @@ func (fs *FS) setup() error {
 		}
 	default:
 		return fmt.Errorf("create passthrough fs: unknown file handle mode %d", cfg.InodeFileHandles)
+	}
+	if cfg.MigrationMode == MigrateFileHandles && fs.mountinfoFD < 0 {
+		// The mount paths of a file-handles migration come from mountinfo.
+		fd, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open /proc/self/mountinfo: %w", err)
+		}
+		fs.mountinfoFD = fd
 	}
 	unix.Umask(0)
 	fs.useOpenat2 = probeOpenat2()

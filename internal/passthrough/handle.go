@@ -51,13 +51,15 @@ func (fs *FS) putHandle(h *handle) {
 }
 
 // addHandle registers the open descriptor fd (which it consumes) for
-// nodeid and returns the new handle ID. ENFILE past the guest-fd budget.
-func (fs *FS) addHandle(nodeid uint64, fd int) (uint64, unix.Errno) {
+// nodeid, with the flags a migration destination reopens it with (see
+// migrationOpenFlags), and returns the new handle ID. ENFILE past the
+// guest-fd budget.
+func (fs *FS) addHandle(nodeid uint64, fd int, flags int32) (uint64, unix.Errno) {
 	if !fs.charge() {
 		unix.Close(fd)
 		return 0, unix.ENFILE
 	}
-	h := &handle{nodeid: nodeid, fd: fd}
+	h := &handle{nodeid: nodeid, fd: fd, flags: flags}
 	h.refs.Store(1)
 	s := fs.cur()
 	for {
@@ -73,6 +75,25 @@ func (fs *FS) addHandle(nodeid uint64, fd int) (uint64, unix.Errno) {
 	s.handles[h.id] = h
 	s.hmu.Unlock()
 	return h.id, 0
+}
+
+// migrationOpenFlags returns the flags a handle is reopened with on a
+// migration destination, from the guest's flags of OPEN or OPENDIR (viaOpen,
+// O_DIRECTORY already added for OPENDIR) or of a CREATE that made the file:
+// the open path drops O_APPEND (emulated per write) and O_NOATIME unless
+// --preserve-noatime, CREATE keeps both; O_CREAT, O_EXCL and O_TRUNC are
+// always cleared, as the reopen must neither create nor truncate. The
+// writeback and O_DIRECT adjustments of openFlags are not recorded: the
+// destination applies its own. (docs/migration.md, Handle flags.)
+func (fs *FS) migrationOpenFlags(guest uint32, viaOpen bool) int32 {
+	f := int(guest)
+	if viaOpen {
+		f &^= unix.O_APPEND
+		if !fs.cfg.PreserveNoatime {
+			f &^= unix.O_NOATIME
+		}
+	}
+	return int32(f &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC))
 }
 
 // removeHandle unindexes handle fh if it belongs to nodeid; its descriptor

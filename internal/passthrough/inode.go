@@ -43,6 +43,14 @@ type inode struct {
 	refs atomic.Int32
 	// charged tells whether fd occupies a guest-fd slot.
 	charged bool
+	// mig is where a migration destination finds the object again,
+	// attached while a migration is prepared (migrate_save.go); nil
+	// otherwise. A Path info holds one lookup on its parent. Guarded by
+	// the session's mu.
+	mig *migInfo
+	// dropNext chains the records unindexed together when migration
+	// infos are released; guarded by the session's mu.
+	dropNext *inode
 }
 
 func (i *inode) isDir() bool { return i.mode&unix.S_IFMT == unix.S_IFDIR }
@@ -117,6 +125,10 @@ func (fs *FS) Forget(nodeid, nlookup uint64) {
 	s.mu.Lock()
 	in := s.inodes[nodeid]
 	drop := in != nil && s.forgetLocked(in, nlookup)
+	var chain *inode
+	if drop && in.mig != nil {
+		chain = s.dropInfoLocked(in, nil)
+	}
 	if f := s.failed[nodeid]; in == nil && f != nil {
 		if nlookup >= f.lookups {
 			delete(s.failed, nodeid)
@@ -128,6 +140,7 @@ func (fs *FS) Forget(nodeid, nlookup uint64) {
 	if drop {
 		fs.putInode(in)
 	}
+	fs.putChain(chain)
 }
 
 // addEntry registers the object open at fd (an O_PATH descriptor the caller

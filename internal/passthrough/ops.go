@@ -39,7 +39,13 @@ func (fs *FS) lookup(parent *inode, name fuse.Name, out *fuse.EntryOut) unix.Err
 	if e != 0 {
 		return e
 	}
-	return fs.entryFromFD(parent, fd, out)
+	if e := fs.entryFromFD(parent, fd, out); e != 0 {
+		return e
+	}
+	if s := fs.cur(); s.track.Load() {
+		fs.trackLookup(s, parent, name, out.NodeID)
+	}
+	return 0
 }
 
 // openChild opens the guest name under parent with openName.
@@ -393,7 +399,18 @@ func (fs *FS) unlink(parent uint64, name fuse.Name, flags int) unix.Errno {
 		return e
 	}
 	defer fs.donePath(p, pfd)
-	return sysUnlinkat(pfd, ptr(name), flags)
+	// While a migration is prepared, the victim is identified before the
+	// removal so that its migration info can be repaired after it.
+	s := fs.cur()
+	var victim inodeKey
+	tracked := s.track.Load() && keyAt(pfd, ptr(name), &victim)
+	if e := sysUnlinkat(pfd, ptr(name), flags); e != 0 {
+		return e
+	}
+	if tracked {
+		fs.trackRemoved(s, victim, p, name)
+	}
+	return 0
 }
 
 // Unlink implements fuse.FileSystem.Unlink.
@@ -419,7 +436,23 @@ func (fs *FS) Rename(c *fuse.Context, olddir uint64, oldname fuse.Name, newdir u
 		return e
 	}
 	defer fs.putPathPair(&pp)
-	return sysRenameat2(pp.fd[0], ptr(oldname), pp.fd[1], ptr(newname), flags)
+	// While a migration is prepared, the objects involved are identified
+	// before the rename so that their migration infos follow it.
+	s := fs.cur()
+	var moved, victim inodeKey
+	tracked, hasVictim := false, false
+	if s.track.Load() {
+		tracked = keyAt(pp.fd[0], ptr(oldname), &moved)
+		hasVictim = keyAt(pp.fd[1], ptr(newname), &victim)
+	}
+	if e := sysRenameat2(pp.fd[0], ptr(oldname), pp.fd[1], ptr(newname), flags); e != 0 {
+		return e
+	}
+	if tracked {
+		fs.trackRenamed(s, moved, victim, hasVictim, pp.in[0], oldname, pp.in[1], newname,
+			flags&unix.RENAME_EXCHANGE != 0)
+	}
+	return 0
 }
 
 // pathPair holds references to two inodes and a descriptor usable as
@@ -546,7 +579,7 @@ func (fs *FS) open(nodeid uint64, flags uint32, killPriv bool, out *fuse.OpenOut
 	if e != 0 {
 		return e
 	}
-	fh, e := fs.addHandle(nodeid, fd)
+	fh, e := fs.addHandle(nodeid, fd, fs.migrationOpenFlags(flags, true))
 	if e != 0 {
 		return e
 	}
@@ -609,7 +642,10 @@ func (fs *FS) Create(c *fuse.Context, parent uint64, name fuse.Name, cin *fuse.C
 		unix.Close(fd)
 		return e
 	}
-	fh, e := fs.addHandle(entry.NodeID, fd)
+	if s := fs.cur(); s.track.Load() {
+		fs.trackLookup(s, p, name, entry.NodeID)
+	}
+	fh, e := fs.addHandle(entry.NodeID, fd, fs.migrationOpenFlags(cin.Flags, false))
 	if e != 0 {
 		fs.Forget(entry.NodeID, 1)
 		*entry = fuse.EntryOut{}

@@ -59,6 +59,10 @@ type session struct {
 	writeback  atomic.Bool
 	announce   atomic.Bool
 	suppGroups atomic.Bool
+
+	// track is set while a migration is prepared: requests keep the
+	// records' migration infos current (migrate_save.go). Written under mu.
+	track atomic.Bool
 }
 
 // newSession returns an empty session whose allocators continue those of
