@@ -44,32 +44,35 @@ var errTransferRunning = errors.New("a device state transfer is still running")
 // transfer is one device state transfer started by SET_DEVICE_STATE_FD.
 type transfer struct {
 	f    *os.File      // the front-end's pipe end, non-blocking
-	done chan struct{} // closed when run returns
+	done chan struct{} // closed when the result is final, before f is closed
 	err  error         // the transfer's result; read only after done
 }
 
-// run performs the transfer and closes the pipe end.
+// run performs the transfer and closes the pipe end. The result is final
+// (done closed) before the pipe end is closed: the front-end sees EOF only
+// after that, so a CHECK_DEVICE_STATE or a new SET_DEVICE_STATE_FD sent
+// once it has seen EOF always finds this transfer finished. A failure of
+// close(2) itself is not reported: the data has all been handed to the
+// pipe (or the transfer had failed already), and close on a pipe end only
+// fails for a descriptor that is not open.
 func (t *transfer) run(sb StateBackend, dir uint32) {
-	defer close(t.done)
-	defer func() {
-		if r := recover(); r != nil {
-			t.err = fmt.Errorf("panic in device state transfer: %v\n%s", r, debug.Stack())
-			t.f.Close()
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic in device state transfer: %v\n%s", r, debug.Stack())
+			}
+		}()
+		if dir == deviceStateSave {
+			err = sb.SaveState(t.f)
+		} else {
+			err = sb.LoadState(t.f)
 		}
 	}()
-	var err error
-	if dir == deviceStateSave {
-		err = sb.SaveState(t.f)
-	} else {
-		err = sb.LoadState(t.f)
-	}
-	// Closing the pipe end is what signals the end of the state to the
-	// front-end. An earlier close by endTransfer is not an error of its
-	// own: the backend has already failed on it.
-	if cerr := t.f.Close(); err == nil && cerr != nil && !errors.Is(cerr, os.ErrClosed) {
-		err = fmt.Errorf("close device state pipe: %w", cerr)
-	}
 	t.err = err
+	close(t.done)
+	// endTransfer may have closed it already to interrupt the transfer.
+	t.f.Close()
 }
 
 // running reports whether the transfer has not finished yet.
