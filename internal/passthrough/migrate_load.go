@@ -61,6 +61,7 @@ func (fs *FS) loadState(st *migration.State) error {
 		byDest:  make(map[uint64]*loadMount),
 		recOf:   make(map[uint64]int),
 		handled: make(map[uint64]bool),
+		pfd:     -1,
 	}
 	defer l.closeMounts()
 	if err := l.run(); err != nil {
@@ -94,6 +95,13 @@ type loader struct {
 	// node IDs already restored or failed.
 	recOf   map[uint64]int
 	handled map[uint64]bool
+
+	// parent is the last parent record whose descriptor openPath used,
+	// kept open (pfd, from pathFD) while its children are restored one
+	// after the other: a record held as a file handle would otherwise be
+	// opened by handle again for every child. nil when none is held.
+	parent *inode
+	pfd    int
 }
 
 // loadMount is the descriptor (O_RDONLY, usable for open_by_handle_at) on
@@ -265,6 +273,9 @@ func (l *loader) restoreOthers() error {
 		}
 	}
 	queue = append(queue, children[RootID]...)
+	// Siblings are queued together, so the parent descriptor openPath
+	// keeps serves all of them.
+	defer l.dropParent()
 	for len(queue) > 0 {
 		i := queue[0]
 		queue = queue[1:]
@@ -395,16 +406,27 @@ func (l *loader) openPath(loc *migration.Location) (int, *inodeError) {
 	if !p.isDir() {
 		return -1, failf(unix.ENOTDIR, "parent node %d is not a directory", loc.Parent)
 	}
-	pfd, e := l.fs.pathFD(p)
-	if e != 0 {
-		return -1, failf(e, "open parent node %d: %v", loc.Parent, e)
+	if l.parent != p {
+		l.dropParent()
+		pfd, e := l.fs.pathFD(p)
+		if e != 0 {
+			return -1, failf(e, "open parent node %d: %v", loc.Parent, e)
+		}
+		l.parent, l.pfd = p, pfd
 	}
-	defer l.fs.donePath(p, pfd)
-	fd, e := l.fs.openName(pfd, []byte(loc.Name+"\x00"), unix.O_PATH, 0)
+	fd, e := l.fs.openName(l.pfd, []byte(loc.Name+"\x00"), unix.O_PATH, 0)
 	if e != 0 {
 		return -1, failf(e, "open %q in node %d: %v", loc.Name, loc.Parent, e)
 	}
 	return fd, nil
+}
+
+// dropParent releases the parent descriptor openPath keeps, if any.
+func (l *loader) dropParent() {
+	if l.parent != nil {
+		l.fs.donePath(l.parent, l.pfd)
+		l.parent, l.pfd = nil, -1
+	}
 }
 
 // openHandle opens a FileHandle location on the mount the stream's
