@@ -112,7 +112,7 @@ func TestHostileVhostUser(t *testing.T) {
 		{name: "request-code-44", send: raw(44, v, 0, nil)},
 		{name: "request-code-99", send: raw(99, v, 0, nil)},
 		{name: "request-code-max", send: raw(0xffff_ffff, v, 0, nil)},
-		{name: "unsupported-set-log-fd", send: raw(fe.VHOST_USER_SET_LOG_FD, v, 0, nil)},
+		{name: "set-log-fd-without-fd", send: raw(fe.VHOST_USER_SET_LOG_FD, v, 0, nil)},
 		{name: "unsupported-send-rarp", send: raw(19, v, 8, make([]byte, 8))},
 		{name: "unsupported-iotlb", send: raw(22, v, 0, nil)},
 		{name: "unsupported-set-status", send: raw(39, v, 8, make([]byte, 8))},
