@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"virtiofsd/test/guest/scenario"
 )
 
@@ -325,20 +323,9 @@ func runGuest(t *testing.T, deps Deps, prog, daemon string, r scenario.Run, isRe
 // scenario.SubmountSeeds, and unmounts it when the test ends, whatever the
 // outcome.
 func mountSubmount(t *testing.T, dir string) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := mountTmpfs(t, dir, "4m"); err != nil {
 		return err
 	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4m,mode=0755"); err != nil {
-		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-				t.Errorf("detach %s: %v", dir, err)
-			}
-		}
-	})
 	// The one seeded file; the host's check afterwards compares the
 	// tmpfs with scenario.SubmountSeeds.
 	p := filepath.Join(dir, scenario.SubmountSeedFile)

@@ -356,7 +356,7 @@ func runMigrationChain(t *testing.T, deps Deps, prog string, bins map[daemonKind
 		t.Fatalf("create the tree: %v", err)
 	}
 	r.empty = filepath.Join(r.work, "empty")
-	if err := mountTmpfs(t, r.empty); err != nil {
+	if err := mountTmpfs(t, r.empty, "1m"); err != nil {
 		t.Fatal(err)
 	}
 	// Registered after the tmpfs's unmount, so run before it: no daemon
@@ -479,13 +479,13 @@ func readDirNames(dir string) ([]string, error) {
 	return names, nil
 }
 
-// mountTmpfs mounts an empty tmpfs on dir, which it creates, and unmounts it
-// when the test ends.
-func mountTmpfs(t *testing.T, dir string) error {
+// mountTmpfs mounts an empty tmpfs of the given size on dir, which it
+// creates, and unmounts it when the test ends, whatever the outcome.
+func mountTmpfs(t *testing.T, dir, size string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+size+",mode=0755"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
 	}
 	t.Cleanup(func() {
