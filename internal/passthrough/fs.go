@@ -280,19 +280,10 @@ func (fs *FS) newRoot() (*inode, unix.Errno) {
 		return nil, e
 	}
 	var stx unix.Statx_t
-	if e := statxFD(fd, &stx); e != 0 {
-		unix.Close(fd)
-		return nil, e
-	}
 	var fh fileHandle
-	hasFH, e := fs.handleFor(fd, &stx, &fh)
+	fhp, e := fs.describe(fd, &stx, &fh)
 	if e != 0 {
-		unix.Close(fd)
 		return nil, e
-	}
-	var fhp *fileHandle
-	if hasFH {
-		fhp = &fh
 	}
 	root, e := fs.newInode(fd, keyOf(&stx), uint32(stx.Mode), fhp)
 	if e != 0 {

@@ -150,8 +150,21 @@ func (fs *FS) Forget(nodeid, nlookup uint64) {
 // with a file handle keeps no descriptor and takes no guest-fd slot; one
 // without takes a slot (ENFILE when the budget is exhausted).
 func (fs *FS) addEntry(fd int, key inodeKey, mode uint32, fh *fileHandle) (*inode, unix.Errno) {
-	s := fs.cur()
+	return fs.addEntryTo(fs.cur(), true, fd, key, mode, fh)
+}
+
+// addEntryTo is addEntry in session s. If s is retired meanwhile, the
+// record goes to the current session when follow is set (a guest request
+// racing with DESTROY or INIT: the record must not be left in a table
+// nobody releases), and the call fails with EBADF otherwise (a migration
+// walk over s, which has no business in another session).
+func (fs *FS) addEntryTo(s *session, follow bool, fd int, key inodeKey, mode uint32, fh *fileHandle) (*inode, unix.Errno) {
 	s.mu.Lock()
+	if s.dead && !follow {
+		s.mu.Unlock()
+		unix.Close(fd)
+		return nil, unix.EBADF
+	}
 	if in := s.findLocked(key, fh); in != nil {
 		in.lookups++
 		in.refs.Add(1)
@@ -170,24 +183,25 @@ func (fs *FS) addEntry(fd int, key inodeKey, mode uint32, fh *fileHandle) (*inod
 	}
 	in.lookups = 1
 	in.refs.Store(2) // the table's and the caller's
-	return fs.indexNew(s, in, key, fh), 0
+	return fs.indexNew(s, follow, in, key, fh)
 }
 
 // indexNew indexes the new record in (one lookup, the table's and the
-// caller's references) in session s, or in the current session if s was
-// retired meanwhile, unless that session already has a record for the
-// same object: then in is dropped and the existing record returned with
-// one more lookup and a reference for the caller.
-func (fs *FS) indexNew(s *session, in *inode, key inodeKey, fh *fileHandle) *inode {
+// caller's references) in session s, unless s already has a record for the
+// same object: then in is dropped and the existing record returned with one
+// more lookup and a reference for the caller. A session retired meanwhile
+// is handled as addEntryTo says.
+func (fs *FS) indexNew(s *session, follow bool, in *inode, key inodeKey, fh *fileHandle) (*inode, unix.Errno) {
 	for {
 		s.mu.Lock()
 		if !s.dead {
 			break
 		}
-		// Retired meanwhile (DESTROY or INIT): index in the current
-		// session instead, so that the record is not left in a table
-		// nobody releases.
 		s.mu.Unlock()
+		if !follow {
+			fs.closeInode(in)
+			return nil, unix.EBADF
+		}
 		s = fs.cur()
 	}
 	if won := s.findLocked(key, fh); won != nil {
@@ -195,12 +209,31 @@ func (fs *FS) indexNew(s *session, in *inode, key inodeKey, fh *fileHandle) *ino
 		won.refs.Add(1)
 		s.mu.Unlock()
 		fs.closeInode(in)
-		return won
+		return won, 0
 	}
 	in.nodeid = s.nextNode.Add(1) - 1
 	s.insertLocked(in)
 	s.mu.Unlock()
-	return in
+	return in, 0
+}
+
+// describe fills stx for the object open at the O_PATH descriptor fd and
+// makes its file handle in fh when the file handle mode wants one, which it
+// returns (nil: the record is to keep fd). On error fd is closed.
+func (fs *FS) describe(fd int, stx *unix.Statx_t, fh *fileHandle) (*fileHandle, unix.Errno) {
+	if e := statxFD(fd, stx); e != 0 {
+		unix.Close(fd)
+		return nil, e
+	}
+	hasFH, e := fs.handleFor(fd, stx, fh)
+	if e != 0 {
+		unix.Close(fd)
+		return nil, e
+	}
+	if !hasFH {
+		return nil, 0
+	}
+	return fh, 0
 }
 
 // newInode builds an unindexed record (no node ID, counts zero) for the

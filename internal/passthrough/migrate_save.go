@@ -695,53 +695,12 @@ func (w *walker) lookupChild(d *walkDir, comp string) (*inode, unix.Errno) {
 // (consumed) in session s, failing with EBADF once s is retired.
 func (fs *FS) addEntryIn(s *session, fd int) (*inode, unix.Errno) {
 	var stx unix.Statx_t
-	if e := statxFD(fd, &stx); e != 0 {
-		unix.Close(fd)
-		return nil, e
-	}
-	key := keyOf(&stx)
 	var fh fileHandle
-	hasFH, e := fs.handleFor(fd, &stx, &fh)
-	if e != 0 {
-		unix.Close(fd)
-		return nil, e
-	}
-	var fhp *fileHandle
-	if hasFH {
-		fhp = &fh
-	}
-	s.mu.Lock()
-	if in := s.findLocked(key, fhp); in != nil && !s.dead {
-		in.lookups++
-		in.refs.Add(1)
-		s.mu.Unlock()
-		unix.Close(fd)
-		return in, 0
-	}
-	s.mu.Unlock()
-	in, e := fs.newInode(fd, key, uint32(stx.Mode), fhp)
+	fhp, e := fs.describe(fd, &stx, &fh)
 	if e != 0 {
 		return nil, e
 	}
-	in.lookups = 1
-	in.refs.Store(2)
-	s.mu.Lock()
-	if s.dead {
-		s.mu.Unlock()
-		fs.closeInode(in)
-		return nil, unix.EBADF
-	}
-	if won := s.findLocked(key, fhp); won != nil {
-		won.lookups++
-		won.refs.Add(1)
-		s.mu.Unlock()
-		fs.closeInode(in)
-		return won, 0
-	}
-	in.nodeid = s.nextNode.Add(1) - 1
-	s.insertLocked(in)
-	s.mu.Unlock()
-	return in, 0
+	return fs.addEntryTo(s, false, fd, keyOf(&stx), uint32(stx.Mode), fhp)
 }
 
 // checkPaths verifies every Path info against the host: parent/name must

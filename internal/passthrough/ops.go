@@ -62,21 +62,12 @@ func (fs *FS) openChild(parent *inode, name fuse.Name, flags int) (int, unix.Err
 // it consumes) as a child of parent and fills out.
 func (fs *FS) entryFromFD(parent *inode, fd int, out *fuse.EntryOut) unix.Errno {
 	var stx unix.Statx_t
-	if e := statxFD(fd, &stx); e != 0 {
-		unix.Close(fd)
+	var fh fileHandle
+	fhp, e := fs.describe(fd, &stx, &fh)
+	if e != 0 {
 		return e
 	}
 	key := keyOf(&stx)
-	var fh fileHandle
-	hasFH, e := fs.handleFor(fd, &stx, &fh)
-	if e != 0 {
-		unix.Close(fd)
-		return e
-	}
-	fhp := &fh
-	if !hasFH {
-		fhp = nil
-	}
 	in, e := fs.addEntry(fd, key, uint32(stx.Mode), fhp)
 	if e != 0 {
 		return e

@@ -74,7 +74,10 @@ func TestIndexNewInRetiredSession(t *testing.T) {
 	}
 	in.lookups = 1
 	in.refs.Store(2)
-	got := fs.indexNew(stale, in, in.key, nil)
+	got, e := fs.indexNew(stale, true, in, in.key, nil)
+	if e != 0 {
+		t.Fatal(e)
+	}
 	defer fs.putInode(got)
 	var eo fuse.EntryOut
 	if e := fs.Lookup(root, RootID, nm("f"), &eo); e != 0 {
@@ -139,5 +142,34 @@ func TestFailedRecords(t *testing.T) {
 	fs.Forget(50, 1)
 	if e := fs.Getattr(root, 50, &ao); e != unix.EBADF {
 		t.Errorf("GETATTR after the last FORGET = %v, want EBADF", e)
+	}
+}
+
+// TestAddEntryToRetiredSessionWithoutFollow checks that a migration walk
+// over a session retired meanwhile gets EBADF and leaves nothing behind in
+// either session.
+func TestAddEntryToRetiredSessionWithoutFollow(t *testing.T) {
+	fs, dir := newTestFS(t, nil)
+	writeFile(t, join(dir, "f"), "x")
+	stale := fs.cur()
+	if _, e := fs.Init(allCaps); e != 0 {
+		t.Fatal(e)
+	}
+	base := fs.fdUsed.Load()
+	fd, err := unix.Open(join(dir, "f"), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, e := fs.addEntryIn(stale, fd); e != unix.EBADF || in != nil {
+		t.Fatalf("addEntryIn on a retired session = %v, %v; want EBADF", in, e)
+	}
+	if got := fs.fdUsed.Load(); got != base {
+		t.Errorf("guest-fd slots = %d, want %d", got, base)
+	}
+	fs.cur().mu.Lock()
+	n := len(fs.cur().inodes)
+	fs.cur().mu.Unlock()
+	if n != 1 {
+		t.Errorf("current session holds %d records, want the root only", n)
 	}
 }
