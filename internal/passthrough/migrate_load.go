@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -61,7 +63,6 @@ func (fs *FS) loadState(st *migration.State) error {
 		byDest:  make(map[uint64]*loadMount),
 		recOf:   make(map[uint64]int),
 		handled: make(map[uint64]bool),
-		pfd:     -1,
 	}
 	defer l.closeMounts()
 	if err := l.run(); err != nil {
@@ -87,19 +88,26 @@ type loader struct {
 	byDest map[uint64]*loadMount
 	paths  map[uint64]string // the stream's mount_paths
 
+	// mmu guards mounts and byDest: FileHandle locations are opened by
+	// several goroutines (restoreBatch).
+	mmu sync.Mutex
+
 	sharePath    string // the shared directory's path, for handle checks
 	sharePathErr error
-	shareDone    bool
+	shareOnce    sync.Once
 
 	// recOf maps a node ID to its index in st.Inodes; handled marks the
 	// node IDs already restored or failed.
 	recOf   map[uint64]int
 	handled map[uint64]bool
+}
 
-	// parent is the last parent record whose descriptor openPath used,
-	// kept open (pfd, from pathFD) while its children are restored one
-	// after the other: a record held as a file handle would otherwise be
-	// opened by handle again for every child. nil when none is held.
+// opener is the state of one goroutine opening inodes: the last parent
+// record whose descriptor openPath used, kept open (pfd, from pathFD) while
+// that parent's children are restored one after the other, since a record
+// held as a file handle would otherwise be opened by handle again for
+// every child. parent is nil when none is held.
+type opener struct {
 	parent *inode
 	pfd    int
 }
@@ -273,17 +281,26 @@ func (l *loader) restoreOthers() error {
 		}
 	}
 	queue = append(queue, children[RootID]...)
-	// Siblings are queued together, so the parent descriptor openPath
-	// keeps serves all of them.
-	defer l.dropParent()
+	// Level by level: every inode of a batch has its parent restored
+	// already, so the batch can be opened in parallel; the records are
+	// placed in the session in order afterwards, and the next batch holds
+	// their children.
 	for len(queue) > 0 {
-		i := queue[0]
-		queue = queue[1:]
-		in := &st.Inodes[i]
-		if err := l.restoreOne(in); err != nil {
-			return err
+		batch := queue
+		queue = nil
+		res := l.openBatch(batch)
+		for k, i := range batch {
+			in := &st.Inodes[i]
+			if err := l.place(in, res[k].rec, res[k].ie); err != nil {
+				for _, r := range res[k+1:] {
+					if r.rec != nil {
+						l.fs.closeInode(r.rec)
+					}
+				}
+				return err
+			}
+			queue = append(queue, children[in.ID]...)
 		}
-		queue = append(queue, children[in.ID]...)
 	}
 	for i := range st.Inodes {
 		in := &st.Inodes[i]
@@ -299,9 +316,51 @@ func (l *loader) restoreOthers() error {
 	return nil
 }
 
-// restoreOne restores in or applies the on-error policy to its failure.
-func (l *loader) restoreOne(in *migration.Inode) error {
-	rec, ie := l.open(in)
+// openResult is what opening one inode of a batch gave.
+type openResult struct {
+	rec *inode
+	ie  *inodeError
+}
+
+// parallelBatch is the batch size from which openBatch spreads the work
+// over several goroutines.
+const parallelBatch = 256
+
+// openBatch opens the inodes st.Inodes[i] for i in batch, on up to
+// GOMAXPROCS goroutines for a large batch. Each goroutine takes a
+// contiguous run of the batch, where siblings sit together, so that its
+// opener keeps serving one parent descriptor. Nothing is placed in the
+// session here.
+func (l *loader) openBatch(batch []int) []openResult {
+	res := make([]openResult, len(batch))
+	work := func(lo, hi int) {
+		op := opener{pfd: -1}
+		defer l.dropParent(&op)
+		for k := lo; k < hi; k++ {
+			res[k].rec, res[k].ie = l.open(&op, &l.st.Inodes[batch[k]])
+		}
+	}
+	n := min(runtime.GOMAXPROCS(0), len(batch)/parallelBatch+1)
+	if n <= 1 {
+		work(0, len(batch))
+		return res
+	}
+	var wg sync.WaitGroup
+	for w := range n {
+		lo, hi := len(batch)*w/n, len(batch)*(w+1)/n
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(lo, hi)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+// place puts the record opened for in into the session, or applies the
+// on-error policy to its failure.
+func (l *loader) place(in *migration.Inode, rec *inode, ie *inodeError) error {
 	l.handled[in.ID] = true
 	if ie != nil {
 		if l.abort {
@@ -331,7 +390,7 @@ func (l *loader) fail(in *migration.Inode, ie *inodeError) {
 // open opens the object in describes and builds its record (no node ID,
 // counts zero) the way a LOOKUP would, per this daemon's
 // --inode-file-handles mode.
-func (l *loader) open(in *migration.Inode) (*inode, *inodeError) {
+func (l *loader) open(op *opener, in *migration.Inode) (*inode, *inodeError) {
 	loc := &in.Location
 	var fd int
 	switch loc.Kind {
@@ -339,7 +398,7 @@ func (l *loader) open(in *migration.Inode) (*inode, *inodeError) {
 		return nil, failf(errNoErrno, "source has lost inode %d", in.ID)
 	case migration.LocPath:
 		var ie *inodeError
-		if fd, ie = l.openPath(loc); ie != nil {
+		if fd, ie = l.openPath(op, loc); ie != nil {
 			return nil, ie
 		}
 	case migration.LocFullPath:
@@ -391,7 +450,7 @@ func (l *loader) open(in *migration.Inode) (*inode, *inodeError) {
 }
 
 // openPath opens Name (one path component) under the restored parent.
-func (l *loader) openPath(loc *migration.Location) (int, *inodeError) {
+func (l *loader) openPath(op *opener, loc *migration.Location) (int, *inodeError) {
 	if !validComponent(loc.Name) {
 		return -1, failf(errNoErrno, "invalid file name %q (not a single path component)", loc.Name)
 	}
@@ -406,26 +465,26 @@ func (l *loader) openPath(loc *migration.Location) (int, *inodeError) {
 	if !p.isDir() {
 		return -1, failf(unix.ENOTDIR, "parent node %d is not a directory", loc.Parent)
 	}
-	if l.parent != p {
-		l.dropParent()
+	if op.parent != p {
+		l.dropParent(op)
 		pfd, e := l.fs.pathFD(p)
 		if e != 0 {
 			return -1, failf(e, "open parent node %d: %v", loc.Parent, e)
 		}
-		l.parent, l.pfd = p, pfd
+		op.parent, op.pfd = p, pfd
 	}
-	fd, e := l.fs.openName(l.pfd, []byte(loc.Name+"\x00"), unix.O_PATH, 0)
+	fd, e := l.fs.openName(op.pfd, []byte(loc.Name+"\x00"), unix.O_PATH, 0)
 	if e != 0 {
 		return -1, failf(e, "open %q in node %d: %v", loc.Name, loc.Parent, e)
 	}
 	return fd, nil
 }
 
-// dropParent releases the parent descriptor openPath keeps, if any.
-func (l *loader) dropParent() {
-	if l.parent != nil {
-		l.fs.donePath(l.parent, l.pfd)
-		l.parent, l.pfd = nil, -1
+// dropParent releases the parent descriptor op keeps, if any.
+func (l *loader) dropParent(op *opener) {
+	if op.parent != nil {
+		l.fs.donePath(op.parent, op.pfd)
+		op.parent, op.pfd = nil, -1
 	}
 }
 
@@ -454,6 +513,8 @@ func (l *loader) openHandle(h *migration.FileHandle) (int, *inodeError) {
 // it on first use from the stream's mount path (resolved beneath the
 // shared directory).
 func (l *loader) mount(srcID uint64) *loadMount {
+	l.mmu.Lock()
+	defer l.mmu.Unlock()
 	if m := l.mounts[srcID]; m != nil {
 		return m
 	}
@@ -524,10 +585,11 @@ func (l *loader) closeMounts() {
 // dentry, as open_by_handle_at can return for a file not in the dentry
 // cache) or knows only outside the shared directory fails the check.
 func (l *loader) checkInside(fd int, stx *unix.Statx_t) *inodeError {
-	if !l.shareDone {
-		l.shareDone = true
-		l.sharePath, l.sharePathErr = l.fs.fdPath(l.fs.rootFD)
-	}
+	l.shareOnce.Do(func() {
+		if l.sharePath == "" {
+			l.sharePath, l.sharePathErr = l.fs.fdPath(l.fs.rootFD)
+		}
+	})
 	if l.sharePathErr != nil {
 		return failf(errNoErrno, "find the shared directory's path: %v", l.sharePathErr)
 	}

@@ -952,7 +952,7 @@ func TestCheckInsideReResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, join(env.share, "outside", "marker"), "decoy")
-	l := &loader{fs: fs, shareDone: true, sharePath: env.base}
+	l := &loader{fs: fs, sharePath: env.base}
 	for _, c := range []struct {
 		path string
 		ok   bool
